@@ -1,0 +1,139 @@
+//! Configuration, read once from the environment at start-up.
+
+use std::num::NonZeroU64;
+use std::time::Duration;
+
+use service_kit::dapr::DaprConfig;
+use service_kit::env::{self, ConfigError, Vars};
+use service_kit::http::HttpConfig;
+use service_kit::input;
+use service_kit::telemetry::LogFormat;
+
+/// App id of the service to call.
+pub const CHECKOUT_TARGET_APP_ID: &str = "CHECKOUT_TARGET_APP_ID";
+/// Orders per round (the tutorial sends 20).
+pub const CHECKOUT_ORDERS_PER_ROUND: &str = "CHECKOUT_ORDERS_PER_ROUND";
+/// Rounds to run before exiting; 0 (the default) runs forever, like the tutorial.
+pub const CHECKOUT_ROUNDS: &str = "CHECKOUT_ROUNDS";
+/// Milliseconds between two orders (the tutorial waits 1 s).
+pub const CHECKOUT_INTERVAL_MS: &str = "CHECKOUT_INTERVAL_MS";
+/// Milliseconds between two rounds (the tutorial's Node.js caller waits 20 s).
+pub const CHECKOUT_PAUSE_MS: &str = "CHECKOUT_PAUSE_MS";
+
+/// What the order loop does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoopConfig {
+    /// `CHECKOUT_TARGET_APP_ID`, default `order-processor`.
+    pub target_app_id: String,
+    /// `CHECKOUT_ORDERS_PER_ROUND`, default 20: order ids run from 1 to this.
+    pub orders_per_round: NonZeroU64,
+    /// `CHECKOUT_ROUNDS`: `None` (0, the default) loops forever.
+    pub rounds: Option<NonZeroU64>,
+    /// `CHECKOUT_INTERVAL_MS`, default 1000.
+    pub interval: Duration,
+    /// `CHECKOUT_PAUSE_MS`, default 20000.
+    pub pause: Duration,
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        Self {
+            target_app_id: "order-processor".to_owned(),
+            orders_per_round: NonZeroU64::MIN.saturating_add(19),
+            rounds: None,
+            interval: Duration::from_secs(1),
+            pause: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Everything `checkout` reads from the environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The order loop.
+    pub orders: LoopConfig,
+    /// Where the sidecar is.
+    pub dapr: DaprConfig,
+    /// `APP_PORT`: when set, `GET /healthz` is served there for probes. The tutorial runs
+    /// `checkout` without an app port, so by default nothing listens.
+    pub health_port: Option<u16>,
+    /// `LOG_FORMAT`.
+    pub log_format: LogFormat,
+    /// `APP_API_TOKEN`.
+    pub http: HttpConfig,
+}
+
+impl Config {
+    /// Reads the configuration from `vars`.
+    pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        let defaults = LoopConfig::default();
+        let target_app_id = vars
+            .get(CHECKOUT_TARGET_APP_ID)
+            .unwrap_or(defaults.target_app_id);
+        input::check_identifier("app id", &target_app_id)
+            .map_err(|e| ConfigError::new(CHECKOUT_TARGET_APP_ID, &target_app_id, e.message()))?;
+        let orders_per_round =
+            vars.parse_or(CHECKOUT_ORDERS_PER_ROUND, defaults.orders_per_round)?;
+        let rounds = NonZeroU64::new(vars.parse_or(CHECKOUT_ROUNDS, 0u64)?);
+        let health_port = match vars.get(env::APP_PORT) {
+            Some(_) => Some(vars.port_or(env::APP_PORT, 0)?),
+            None => None,
+        };
+        Ok(Self {
+            orders: LoopConfig {
+                target_app_id,
+                orders_per_round,
+                rounds,
+                interval: vars.millis_or(CHECKOUT_INTERVAL_MS, defaults.interval)?,
+                pause: vars.millis_or(CHECKOUT_PAUSE_MS, defaults.pause)?,
+            },
+            dapr: DaprConfig::from_vars(vars)?,
+            health_port,
+            log_format: LogFormat::from_vars(vars)?,
+            http: HttpConfig::from_vars(vars)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_tutorial() {
+        let config = Config::from_vars(&Vars::from_pairs(&[])).unwrap();
+        assert_eq!(config.orders, LoopConfig::default());
+        assert_eq!(config.orders.orders_per_round.get(), 20);
+        assert_eq!(config.orders.rounds, None);
+        assert_eq!(config.health_port, None);
+        assert_eq!(config.dapr.base_url, "http://127.0.0.1:3500");
+    }
+
+    #[test]
+    fn one_round_can_be_asked_for() {
+        let config = Config::from_vars(&Vars::from_pairs(&[
+            (CHECKOUT_ROUNDS, "1"),
+            (CHECKOUT_INTERVAL_MS, "10"),
+            (CHECKOUT_PAUSE_MS, "0"),
+            (CHECKOUT_TARGET_APP_ID, "orders"),
+        ]))
+        .unwrap();
+        assert_eq!(config.orders.rounds.map(NonZeroU64::get), Some(1));
+        assert_eq!(config.orders.interval, Duration::from_millis(10));
+        assert_eq!(config.orders.target_app_id, "orders");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (name, value) in [
+            (CHECKOUT_ORDERS_PER_ROUND, "0"),
+            (CHECKOUT_ROUNDS, "-1"),
+            (CHECKOUT_INTERVAL_MS, "soon"),
+            (CHECKOUT_TARGET_APP_ID, "order processor"),
+            (env::APP_PORT, "70000"),
+        ] {
+            let err = Config::from_vars(&Vars::from_pairs(&[(name, value)])).unwrap_err();
+            assert_eq!(err.name, name, "{name}={value}: {err}");
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! `checkout`: calls `order-processor` in a loop through Dapr service invocation.
+//!
+//! Like the tutorial's Node.js caller it sends orders 1 to 20, one second apart, to
+//! `POST /orders` on its own sidecar with a `dapr-app-id: order-processor` header (Dapr's HTTP
+//! proxying), prints `Order passed: {"orderId":1}` after each, pauses, and starts again.
+//! Unlike the samples it waits for the sidecar first, checks every answer (a non-2xx answer or a
+//! transport failure is logged with what came back and never reported as passed), keeps going
+//! after failures, and stops between two calls on SIGTERM.
+
+pub mod config;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::Method;
+use serde_json::json;
+use service_kit::http::{self, HttpConfig};
+use service_kit::{DaprClient, DaprError, TraceContext};
+use tokio::sync::watch;
+
+use crate::config::LoopConfig;
+
+/// What a run of the loop did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// Orders the callee accepted with a 2xx answer.
+    pub passed: u64,
+    /// Orders that failed (non-2xx, timeout, sidecar unreachable).
+    pub failed: u64,
+    /// Whether a stop signal ended the run early.
+    pub stopped: bool,
+}
+
+/// The order loop.
+#[derive(Debug, Clone)]
+pub struct Checkout {
+    client: DaprClient,
+    config: LoopConfig,
+}
+
+impl Checkout {
+    /// A loop that calls through `client`.
+    pub fn new(client: DaprClient, config: LoopConfig) -> Self {
+        Self { client, config }
+    }
+
+    /// Runs rounds until the configured number is done or `stop` turns true. A call in flight
+    /// when `stop` turns is finished, never cut off; sleeps end at once.
+    pub async fn run(&self, mut stop: watch::Receiver<bool>) -> Summary {
+        let mut summary = Summary::default();
+        let mut round: u64 = 0;
+        loop {
+            round += 1;
+            let last_order = self.config.orders_per_round.get();
+            for order_id in 1..=last_order {
+                if *stop.borrow() {
+                    summary.stopped = true;
+                    return summary;
+                }
+                if self.place_order(order_id).await {
+                    summary.passed += 1;
+                } else {
+                    summary.failed += 1;
+                }
+                let last_of_run =
+                    order_id == last_order && self.config.rounds.is_some_and(|r| round >= r.get());
+                if !last_of_run && sleep_or_stop(self.config.interval, &mut stop).await {
+                    summary.stopped = true;
+                    return summary;
+                }
+            }
+            tracing::info!(
+                round,
+                passed = summary.passed,
+                failed = summary.failed,
+                "round finished"
+            );
+            if self.config.rounds.is_some_and(|r| round >= r.get()) {
+                return summary;
+            }
+            if sleep_or_stop(self.config.pause, &mut stop).await {
+                summary.stopped = true;
+                return summary;
+            }
+        }
+    }
+
+    /// Sends one order and logs the outcome; true when the callee answered 2xx.
+    pub async fn place_order(&self, order_id: u64) -> bool {
+        let order = json!({ "orderId": order_id });
+        let result = self
+            .client
+            .invoke_via_proxy(
+                Method::POST,
+                &self.config.target_app_id,
+                "/orders",
+                Some(&order),
+                &TraceContext::default(),
+            )
+            .await;
+        match result {
+            Ok(_) => {
+                tracing::info!("Order passed: {order}");
+                true
+            }
+            Err(error) => {
+                self.log_failure(&order, &error);
+                false
+            }
+        }
+    }
+
+    fn log_failure(&self, order: &serde_json::Value, error: &DaprError) {
+        let target = &self.config.target_app_id;
+        match error {
+            DaprError::Status { status, body, .. } => tracing::warn!(
+                status = status.as_u16(),
+                %body,
+                "Order failed: {order}: {target} answered {status}"
+            ),
+            other => tracing::warn!("Order failed: {order}: {other}"),
+        }
+    }
+}
+
+/// Sleeps for `duration`; returns true, early, if `stop` turns true first.
+async fn sleep_or_stop(duration: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        () = tokio::time::sleep(duration) => false,
+        _ = stop.wait_for(|stopped| *stopped) => true,
+    }
+}
+
+/// What the health endpoint needs.
+#[derive(Debug, Clone, Default)]
+pub struct AppState {
+    /// Token check and other HTTP settings.
+    pub http: HttpConfig,
+}
+
+/// The routes `checkout` serves when `APP_PORT` is set: only `GET /healthz`.
+pub fn app(state: AppState) -> Router {
+    http::finish(Router::new(), &state.http)
+}

@@ -1,0 +1,76 @@
+//! Starts `checkout`: under Dapr as the README shows, or `cargo run -p checkout` beside a
+//! sidecar on `DAPR_HTTP_PORT`.
+//!
+//! Exit status: 0 when every order passed (or a signal stopped a clean run), 1 when an order
+//! failed or the sidecar never became ready, 2 for a configuration error.
+
+use std::process::ExitCode;
+
+use checkout::config::Config;
+use checkout::{AppState, Checkout, app};
+use service_kit::env::{self, Vars};
+use service_kit::{DaprClient, http, shutdown, telemetry};
+use tokio::sync::watch;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Config::from_vars(&Vars::process()) {
+        Ok(config) => config,
+        Err(e) => return service_kit::exit_with_config_error("checkout", &e),
+    };
+    let _log = telemetry::init(config.log_format, "info");
+    match run(config).await {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("checkout failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut stop: watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+
+    let health = match config.health_port {
+        Some(port) => {
+            let listener = http::bind(port, env::APP_PORT).await?;
+            let router = app(AppState { http: config.http });
+            Some(tokio::spawn(http::serve(
+                listener,
+                router,
+                stopped(stop.clone()),
+            )))
+        }
+        None => None,
+    };
+
+    let client = DaprClient::new(&config.dapr)?;
+    tracing::info!(sidecar = client.base_url(), "waiting for the Dapr sidecar");
+    tokio::select! {
+        ready = client.wait_until_ready() => ready?,
+        () = stopped(stop.clone()) => return Ok(ExitCode::SUCCESS),
+    }
+
+    let summary = Checkout::new(client, config.orders).run(stop.clone()).await;
+    tracing::info!(
+        passed = summary.passed,
+        failed = summary.failed,
+        stopped = summary.stopped,
+        "checkout finished"
+    );
+    if let Some(health) = health {
+        health.abort();
+    }
+    Ok(if summary.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

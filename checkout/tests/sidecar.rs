@@ -1,0 +1,332 @@
+//! The exact requests `checkout` sends to its sidecar, and what it does with each kind of answer,
+//! against a `wiremock` stand-in for the sidecar's HTTP API.
+
+// Test code: a failed unwrap is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::num::NonZeroU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use checkout::config::LoopConfig;
+use checkout::{Checkout, Summary};
+use service_kit::dapr::DaprConfig;
+use service_kit::env::Secret;
+use service_kit::{DaprClient, DaprError};
+use tokio::sync::watch;
+use wiremock::matchers::{body_json, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn loop_config(orders: u64) -> LoopConfig {
+    LoopConfig {
+        orders_per_round: NonZeroU64::new(orders).unwrap(),
+        rounds: NonZeroU64::new(1),
+        interval: Duration::from_millis(1),
+        pause: Duration::ZERO,
+        ..LoopConfig::default()
+    }
+}
+
+fn checkout(sidecar: &MockServer, orders: u64) -> Checkout {
+    let client = DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap();
+    Checkout::new(client, loop_config(orders))
+}
+
+fn never_stop() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    std::mem::forget(tx);
+    rx
+}
+
+#[tokio::test]
+async fn each_order_is_a_proxied_post_to_orders_with_the_app_id_header() {
+    let sidecar = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/orders"))
+        .and(header("dapr-app-id", "order-processor"))
+        .and(header("content-type", "application/json"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(3)
+        .mount(&sidecar)
+        .await;
+
+    let summary = checkout(&sidecar, 3).run(never_stop()).await;
+
+    assert_eq!(
+        summary,
+        Summary {
+            passed: 3,
+            failed: 0,
+            stopped: false
+        }
+    );
+    let requests = sidecar.received_requests().await.unwrap();
+    let bodies: Vec<String> = requests
+        .iter()
+        .map(|r| String::from_utf8(r.body.clone()).unwrap())
+        .collect();
+    assert_eq!(
+        bodies,
+        [r#"{"orderId":1}"#, r#"{"orderId":2}"#, r#"{"orderId":3}"#]
+    );
+    // The tutorial's HTTP proxying form, not /v1.0/invoke, and no token when none is set.
+    assert!(requests.iter().all(|r| r.url.path() == "/orders"));
+    assert!(
+        requests
+            .iter()
+            .all(|r| !r.headers.contains_key("dapr-api-token"))
+    );
+}
+
+#[tokio::test]
+async fn a_500_is_a_failure_and_the_loop_goes_on() {
+    let sidecar = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_json(serde_json::json!({"orderId": 2})))
+        .respond_with(ResponseTemplate::new(500).set_body_string("boom"))
+        .expect(1)
+        .mount(&sidecar)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(2)
+        .mount(&sidecar)
+        .await;
+
+    let summary = checkout(&sidecar, 3).run(never_stop()).await;
+
+    assert_eq!(
+        summary,
+        Summary {
+            passed: 2,
+            failed: 1,
+            stopped: false
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_non_2xx_answer_comes_back_as_a_status_error_with_the_body() {
+    let sidecar = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("app is not in a healthy state"))
+        .mount(&sidecar)
+        .await;
+    let client = DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap();
+
+    let err = client
+        .invoke_via_proxy(
+            axum::http::Method::POST,
+            "order-processor",
+            "/orders",
+            Some(&serde_json::json!({"orderId": 1})),
+            &service_kit::TraceContext::default(),
+        )
+        .await
+        .unwrap_err();
+
+    let DaprError::Status { status, body, .. } = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(status.as_u16(), 503);
+    assert_eq!(body, "app is not in a healthy state");
+}
+
+#[tokio::test]
+async fn a_call_that_times_out_is_a_failure_and_the_loop_goes_on() {
+    let sidecar = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_json(serde_json::json!({"orderId": 1})))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+        .mount(&sidecar)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&sidecar)
+        .await;
+    let mut config = DaprConfig::for_url(sidecar.uri());
+    config.timeout = Duration::from_secs(1);
+    let client = DaprClient::new(&config).unwrap();
+    let checkout = Checkout::new(client, loop_config(2));
+
+    let started = Instant::now();
+    let summary = checkout.run(never_stop()).await;
+
+    assert_eq!(
+        summary,
+        Summary {
+            passed: 1,
+            failed: 1,
+            stopped: false
+        }
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_sidecar_is_a_failure_not_a_crash() {
+    let sidecar = MockServer::start().await;
+    let url = sidecar.uri();
+    drop(sidecar);
+    let client = DaprClient::new(&DaprConfig::for_url(url)).unwrap();
+
+    let summary = Checkout::new(client, loop_config(2))
+        .run(never_stop())
+        .await;
+
+    assert_eq!(
+        summary,
+        Summary {
+            passed: 0,
+            failed: 2,
+            stopped: false
+        }
+    );
+}
+
+#[tokio::test]
+async fn the_api_token_is_sent_when_configured() {
+    let sidecar = MockServer::start().await;
+    Mock::given(header("dapr-api-token", "t0ken"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&sidecar)
+        .await;
+    let mut config = DaprConfig::for_url(sidecar.uri());
+    config.api_token = Some(Secret::new("t0ken"));
+    let client = DaprClient::new(&config).unwrap();
+
+    let summary = Checkout::new(client, loop_config(1))
+        .run(never_stop())
+        .await;
+
+    assert_eq!(summary.passed, 1);
+}
+
+#[tokio::test]
+async fn a_stop_signal_ends_the_loop_between_calls() {
+    let sidecar = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&sidecar)
+        .await;
+    let client = DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap();
+    let config = LoopConfig {
+        interval: Duration::from_secs(30),
+        ..loop_config(20)
+    };
+    let (stop_tx, stop) = watch::channel(false);
+    let run = tokio::spawn(async move { Checkout::new(client, config).run(stop).await });
+    // Wait for the first order, which is followed by a 30 s sleep.
+    while sidecar.received_requests().await.unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    stop_tx.send(true).unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(2), run)
+        .await
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(
+        summary,
+        Summary {
+            passed: 1,
+            failed: 0,
+            stopped: true
+        }
+    );
+}
+
+#[tokio::test]
+async fn waiting_for_the_sidecar_polls_outbound_health_until_204() {
+    let sidecar = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/healthz/outbound"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(2)
+        .expect(2)
+        .mount(&sidecar)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/healthz/outbound"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&sidecar)
+        .await;
+    let client = DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap();
+
+    client.wait_until_ready().await.unwrap();
+}
+
+#[tokio::test]
+async fn waiting_for_a_sidecar_that_never_gets_ready_ends_with_a_clear_error() {
+    let sidecar = MockServer::start().await;
+    Mock::given(path("/v1.0/healthz/outbound"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&sidecar)
+        .await;
+    let mut config = DaprConfig::for_url(sidecar.uri());
+    config.ready_timeout = Duration::from_secs(1);
+    let client = DaprClient::new(&config).unwrap();
+
+    let err = client.wait_until_ready().await.unwrap_err().to_string();
+
+    assert!(err.contains("was not ready after"), "{err}");
+    assert!(err.contains("status 500"), "{err}");
+}
+
+/// Collects log output so a test can read the exact lines.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn passed_orders_are_logged_with_the_tutorials_line_and_failures_say_what_came_back() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let sidecar = MockServer::start().await;
+    Mock::given(body_json(serde_json::json!({"orderId": 2})))
+        .respond_with(ResponseTemplate::new(500).set_body_string("callee exploded"))
+        .mount(&sidecar)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&sidecar)
+        .await;
+
+    checkout(&sidecar, 2).run(never_stop()).await;
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter_map(|l| l.find("Order ").map(|i| &l[i..]))
+        .collect();
+    assert_eq!(lines.len(), 2, "{logs}");
+    assert_eq!(lines[0], r#"Order passed: {"orderId":1}"#);
+    assert!(
+        lines[1].starts_with(r#"Order failed: {"orderId":2}: order-processor answered 500"#),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[1].contains("callee exploded"), "{}", lines[1]);
+    assert!(!logs.contains(r#"Order passed: {"orderId":2}"#));
+}

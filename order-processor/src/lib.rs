@@ -1,0 +1,50 @@
+//! `order-processor`: receives `POST /orders` from `checkout` through Dapr service invocation.
+//!
+//! It logs each order exactly as the tutorial's Node.js callee does
+//! (`Order received: { orderId: 1 }`) and answers 200 with a JSON body. Anything but a JSON
+//! object with a positive integer `orderId` is refused with a 4xx JSON error naming the problem.
+
+pub mod config;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use service_kit::http::{self, HttpConfig};
+use service_kit::input::{self, JsonObject};
+use service_kit::{ApiError, TraceContext};
+
+/// Largest request body accepted; an order is a few bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Largest orderId accepted: 2^53 - 1, the largest integer every JSON client (JavaScript
+/// included) represents exactly.
+pub const MAX_ORDER_ID: u64 = (1 << 53) - 1;
+
+/// What the handlers share.
+#[derive(Debug, Clone, Default)]
+pub struct AppState {
+    /// Token check and other HTTP settings.
+    pub http: HttpConfig,
+}
+
+/// The service's routes with the shared middleware.
+pub fn app(state: AppState) -> Router {
+    let routes = Router::new().route(
+        "/orders",
+        post(receive_order).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+    );
+    http::finish(routes, &state.http)
+}
+
+/// `POST /orders` with `{"orderId": <positive integer>}`.
+async fn receive_order(
+    trace: TraceContext,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    let order_id = input::positive_integer(&body, "orderId", MAX_ORDER_ID)?;
+    tracing::info!(
+        trace_id = trace.log_field(),
+        "Order received: {{ orderId: {order_id} }}"
+    );
+    Ok(Json(json!({ "orderId": order_id, "status": "received" })))
+}

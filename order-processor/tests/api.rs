@@ -1,0 +1,184 @@
+//! Handler tests through `app().oneshot(...)`: the tutorial's request, and each bad input one
+//! by one.
+
+// Test code: a failed unwrap is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use order_processor::{AppState, MAX_BODY_BYTES, app};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+fn router() -> Router {
+    app(AppState::default())
+}
+
+async fn post_orders(content_type: Option<&str>, body: impl Into<Body>) -> (StatusCode, Value) {
+    let mut req = Request::post("/orders");
+    if let Some(ct) = content_type {
+        req = req.header(header::CONTENT_TYPE, ct);
+    }
+    let resp = router()
+        .oneshot(req.body(body.into()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).expect("every answer is JSON"),
+    )
+}
+
+async fn post_json(body: &str) -> (StatusCode, Value) {
+    post_orders(Some("application/json"), body.to_owned()).await
+}
+
+#[tokio::test]
+async fn a_valid_order_is_answered_200_with_json() {
+    let (status, body) = post_json(r#"{"orderId":1}"#).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"orderId": 1, "status": "received"}));
+}
+
+#[tokio::test]
+async fn unknown_fields_are_ignored() {
+    let (status, _) = post_json(r#"{"orderId":7,"note":"x"}"#).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_400() {
+    let (status, body) = post_json("orderId=1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "malformed_json");
+}
+
+#[tokio::test]
+async fn each_bad_order_id_is_422_naming_the_field() {
+    let cases = [
+        ("{}", "orderId is required"),
+        (
+            r#"{"orderId":0}"#,
+            "orderId must be a positive integer, got 0",
+        ),
+        (
+            r#"{"orderId":-1}"#,
+            "orderId must be a positive integer, got -1",
+        ),
+        (
+            r#"{"orderId":1.5}"#,
+            "orderId must be a positive integer, got 1.5",
+        ),
+        (
+            r#"{"orderId":"1"}"#,
+            "orderId must be a positive integer, got the string \"1\"",
+        ),
+        (
+            r#"{"orderId":null}"#,
+            "orderId must be a positive integer, got null",
+        ),
+        (
+            r#"{"orderId":[1]}"#,
+            "orderId must be a positive integer, got an array",
+        ),
+        (
+            r#"{"orderId":9007199254740992}"#,
+            "orderId must be at most 9007199254740991, got 9007199254740992",
+        ),
+    ];
+    for (input, message) in cases {
+        let (status, body) = post_json(input).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{input}");
+        assert_eq!(body["error"], "invalid_field", "{input}");
+        assert_eq!(body["field"], "orderId", "{input}");
+        assert_eq!(body["message"], message, "{input}");
+    }
+}
+
+#[tokio::test]
+async fn a_json_value_that_is_not_an_object_is_422() {
+    let (status, body) = post_json("[1]").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body["message"],
+        "request body must be a JSON object, got an array"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_content_type_is_415() {
+    for ct in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let (status, body) = post_orders(ct, r#"{"orderId":1}"#).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct:?}");
+        assert_eq!(body["error"], "unsupported_media_type");
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413() {
+    let padding = "x".repeat(MAX_BODY_BYTES);
+    let (status, body) = post_json(&format!(r#"{{"orderId":1,"pad":"{padding}"}}"#)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["error"], "body_too_large");
+}
+
+#[tokio::test]
+async fn health_is_200() {
+    let resp = router()
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+/// Collects log output so a test can read the exact lines.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn each_order_is_logged_with_the_tutorials_line_and_bad_ones_are_not() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    post_json(r#"{"orderId":1}"#).await;
+    post_json(r#"{"orderId":-1}"#).await;
+    post_json(r#"{"orderId":20}"#).await;
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let received: Vec<&str> = logs
+        .lines()
+        .filter_map(|l| l.find("Order received").map(|i| &l[i..]))
+        .collect();
+    assert_eq!(
+        received,
+        [
+            "Order received: { orderId: 1 }",
+            "Order received: { orderId: 20 }"
+        ]
+    );
+}

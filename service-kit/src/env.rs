@@ -1,0 +1,236 @@
+//! Environment variable names the services share, and typed parsing that names the variable on
+//! failure.
+//!
+//! Every service reads its configuration once at start-up through [`Vars`]; a bad value stops the
+//! process with a message such as `invalid APP_PORT="abc": expected a port number (1-65535)`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Port the app listens on. `dapr run --app-port` and Azure Container Apps set it.
+pub const APP_PORT: &str = "APP_PORT";
+/// HTTP port of the app's own Dapr sidecar. `dapr run` sets it (a random port unless
+/// `--dapr-http-port` is given); the default is Dapr's 3500.
+pub const DAPR_HTTP_PORT: &str = "DAPR_HTTP_PORT";
+/// Full base URL of the sidecar's HTTP API (`http://host:port`); wins over `DAPR_HTTP_PORT`.
+pub const DAPR_HTTP_ENDPOINT: &str = "DAPR_HTTP_ENDPOINT";
+/// Token the app sends to its sidecar as `dapr-api-token`; must match the sidecar's own.
+pub const DAPR_API_TOKEN: &str = "DAPR_API_TOKEN";
+/// Token the sidecar sends to the app as `dapr-api-token`; when set, the app refuses calls
+/// without it.
+pub const APP_API_TOKEN: &str = "APP_API_TOKEN";
+/// Timeout of every call to the sidecar, in seconds (the name the Dapr Python SDK uses).
+pub const DAPR_HTTP_TIMEOUT_SECONDS: &str = "DAPR_HTTP_TIMEOUT_SECONDS";
+/// How long to wait for the sidecar to become ready at start-up, in seconds (the name the Dapr
+/// Python SDK uses).
+pub const DAPR_HEALTH_TIMEOUT: &str = "DAPR_HEALTH_TIMEOUT";
+/// `text` (default, for people) or `json` (one object per line, for log pipelines).
+pub const LOG_FORMAT: &str = "LOG_FORMAT";
+/// Standard `tracing` filter directives, e.g. `info` or `order_processor=debug`.
+pub const RUST_LOG: &str = "RUST_LOG";
+
+/// A configuration value that could not be used, naming the variable it came from.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {name}={value:?}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub name: &'static str,
+    /// The value as found.
+    pub value: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl ConfigError {
+    /// An error for `name`, whose `value` is wrong because of `problem`.
+    pub fn new(name: &'static str, value: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            name,
+            value: value.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// A secret from the environment; its `Debug` output never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that must send or compare it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Where configuration comes from: the process environment, or a fixed map in tests (so tests
+/// never have to mutate the process environment, which is `unsafe` in edition 2024).
+pub struct Vars {
+    lookup: Lookup,
+}
+
+type Lookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+impl fmt::Debug for Vars {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Vars")
+    }
+}
+
+impl Vars {
+    /// Reads the process environment.
+    pub fn process() -> Self {
+        Self {
+            lookup: Box::new(|name| std::env::var(name).ok()),
+        }
+    }
+
+    /// Reads only the given pairs.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Self {
+            lookup: Box::new(move |name| map.get(name).cloned()),
+        }
+    }
+
+    /// The trimmed value of `name`; unset and empty both count as absent, because launchers
+    /// (the Dapr CLI's run files among them) export empty strings for unset settings.
+    pub fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// `name` parsed as `T`, or `default` when absent.
+    pub fn parse_or<T>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .parse()
+                .map_err(|e: T::Err| ConfigError::new(name, raw, e.to_string())),
+        }
+    }
+
+    /// A TCP port, or `default` when absent.
+    pub fn port_or(&self, name: &'static str, default: u16) -> Result<u16, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => match raw.parse::<u16>() {
+                Ok(port) if port > 0 => Ok(port),
+                _ => Err(ConfigError::new(
+                    name,
+                    raw,
+                    "expected a port number (1-65535)",
+                )),
+            },
+        }
+    }
+
+    /// A duration given in whole seconds, or `default` when absent.
+    pub fn seconds_or(
+        &self,
+        name: &'static str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        self.duration_or(name, default, Duration::from_secs, "seconds")
+    }
+
+    /// A duration given in whole milliseconds, or `default` when absent.
+    pub fn millis_or(
+        &self,
+        name: &'static str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        self.duration_or(name, default, Duration::from_millis, "milliseconds")
+    }
+
+    fn duration_or(
+        &self,
+        name: &'static str,
+        default: Duration,
+        unit: fn(u64) -> Duration,
+        unit_name: &str,
+    ) -> Result<Duration, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => raw.parse::<u64>().map(unit).map_err(|_| {
+                ConfigError::new(name, raw, format!("expected a whole number of {unit_name}"))
+            }),
+        }
+    }
+
+    /// A secret, if set.
+    pub fn secret(&self, name: &str) -> Option<Secret> {
+        self.get(name).map(Secret)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let vars = Vars::from_pairs(&[(APP_PORT, "  ")]);
+        assert_eq!(vars.port_or(APP_PORT, 5001).unwrap(), 5001);
+    }
+
+    #[test]
+    fn a_bad_port_names_the_variable_and_the_value() {
+        let vars = Vars::from_pairs(&[(APP_PORT, "abc")]);
+        let err = vars.port_or(APP_PORT, 5001).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            r#"invalid APP_PORT="abc": expected a port number (1-65535)"#
+        );
+    }
+
+    #[test]
+    fn port_zero_is_refused() {
+        let vars = Vars::from_pairs(&[(APP_PORT, "0")]);
+        assert!(vars.port_or(APP_PORT, 5001).is_err());
+    }
+
+    #[test]
+    fn durations_are_parsed_in_their_unit() {
+        let vars = Vars::from_pairs(&[("A", "3"), ("B", "250"), ("C", "1.5")]);
+        assert_eq!(
+            vars.seconds_or("A", Duration::ZERO).unwrap(),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            vars.millis_or("B", Duration::ZERO).unwrap(),
+            Duration::from_millis(250)
+        );
+        let err = vars.seconds_or("C", Duration::ZERO).unwrap_err();
+        assert_eq!(err.name, "C");
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let vars = Vars::from_pairs(&[(APP_API_TOKEN, "hunter2")]);
+        let secret = vars.secret(APP_API_TOKEN).unwrap();
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
+        assert_eq!(secret.expose(), "hunter2");
+    }
+}

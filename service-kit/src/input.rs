@@ -1,0 +1,288 @@
+//! JSON body extraction and field checks that answer in the shared [`ApiError`] shape.
+//!
+//! The services parse bodies into a JSON object first and check each field by hand, so a client
+//! learns exactly which field is wrong and why ("quantity must be a positive integer, got 1.5"),
+//! instead of a serde message about an internal type.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+
+/// Longest identifier (orderId, itemId) the services accept.
+pub const MAX_ID_LEN: usize = 64;
+
+/// A request body that is a JSON object. Rejections: 415 when the content type is not JSON,
+/// 413 when the body is over the route's limit (axum's `DefaultBodyLimit`), 400 when it is not
+/// JSON, 422 when it is JSON but not an object.
+#[derive(Debug)]
+pub struct JsonObject(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !has_json_content_type(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected a JSON body with Content-Type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "request body is larger than this endpoint accepts",
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unreadable_body",
+                    "request body could not be read",
+                )
+            }
+        })?;
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(map)) => Ok(Self(map)),
+            Ok(other) => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                format!(
+                    "request body must be a JSON object, got {}",
+                    kind_of(&other)
+                ),
+            )),
+            Err(e) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("request body is not valid JSON: {e}"),
+            )),
+        }
+    }
+}
+
+/// `application/json`, or any `application/*+json`, with optional parameters.
+pub fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// A whole number from 1 to `max`.
+pub fn positive_integer(
+    obj: &Map<String, Value>,
+    field: &'static str,
+    max: u64,
+) -> Result<u64, ApiError> {
+    let value = required(obj, field)?;
+    match value.as_u64() {
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(0) => Err(ApiError::invalid_field(
+            field,
+            format!("{field} must be a positive integer, got 0"),
+        )),
+        Some(n) => Err(ApiError::invalid_field(
+            field,
+            format!("{field} must be at most {max}, got {n}"),
+        )),
+        None => Err(ApiError::invalid_field(
+            field,
+            format!(
+                "{field} must be a positive integer, got {}",
+                describe(value)
+            ),
+        )),
+    }
+}
+
+/// A whole number from 0 to `max`.
+pub fn non_negative_integer(
+    obj: &Map<String, Value>,
+    field: &'static str,
+    max: u64,
+) -> Result<u64, ApiError> {
+    let value = required(obj, field)?;
+    match value.as_u64() {
+        Some(n) if n <= max => Ok(n),
+        Some(n) => Err(ApiError::invalid_field(
+            field,
+            format!("{field} must be at most {max}, got {n}"),
+        )),
+        None => Err(ApiError::invalid_field(
+            field,
+            format!(
+                "{field} must be a non-negative integer, got {}",
+                describe(value)
+            ),
+        )),
+    }
+}
+
+/// A string identifier; see [`check_identifier`].
+pub fn identifier(obj: &Map<String, Value>, field: &'static str) -> Result<String, ApiError> {
+    match required(obj, field)? {
+        Value::String(s) => {
+            check_identifier(field, s)?;
+            Ok(s.clone())
+        }
+        other => Err(ApiError::invalid_field(
+            field,
+            format!("{field} must be a string, got {}", describe(other)),
+        )),
+    }
+}
+
+/// 1 to [`MAX_ID_LEN`] characters from `A-Z a-z 0-9 . _ -`. The set keeps identifiers safe in
+/// Dapr state keys (no `||`, no `/` or `+` that URL decoding would change), in log lines and in
+/// URLs without escaping.
+pub fn check_identifier(field: &'static str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("{field} must not be empty"),
+        ));
+    }
+    if value.len() > MAX_ID_LEN {
+        return Err(ApiError::invalid_field(
+            field,
+            format!(
+                "{field} must be at most {MAX_ID_LEN} characters, got {}",
+                value.len()
+            ),
+        ));
+    }
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("{field} may contain only letters, digits, '.', '_' and '-'"),
+        ));
+    }
+    Ok(())
+}
+
+fn required<'a>(obj: &'a Map<String, Value>, field: &'static str) -> Result<&'a Value, ApiError> {
+    obj.get(field)
+        .ok_or_else(|| ApiError::invalid_field(field, format!("{field} is required")))
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A short rendering of a rejected value for an error message.
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) if s.chars().count() <= 20 => format!("the string {s:?}"),
+        other => kind_of(other).to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn positive_integer_names_each_problem() {
+        let cases = [
+            (json!({}), "orderId is required"),
+            (
+                json!({"orderId": 0}),
+                "orderId must be a positive integer, got 0",
+            ),
+            (
+                json!({"orderId": -3}),
+                "orderId must be a positive integer, got -3",
+            ),
+            (
+                json!({"orderId": 1.5}),
+                "orderId must be a positive integer, got 1.5",
+            ),
+            (
+                json!({"orderId": "7"}),
+                "orderId must be a positive integer, got the string \"7\"",
+            ),
+            (
+                json!({"orderId": null}),
+                "orderId must be a positive integer, got null",
+            ),
+            (json!({"orderId": 11}), "orderId must be at most 10, got 11"),
+        ];
+        for (body, want) in cases {
+            let err = positive_integer(&obj(body.clone()), "orderId", 10).unwrap_err();
+            assert_eq!(err.message(), want, "{body}");
+            assert_eq!(err.field(), Some("orderId"));
+            assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        }
+        assert_eq!(
+            positive_integer(&obj(json!({"orderId": 10})), "orderId", 10).unwrap(),
+            10
+        );
+    }
+
+    #[test]
+    fn identifiers_are_limited_to_a_safe_set() {
+        assert!(check_identifier("itemId", "item-1.a_B").is_ok());
+        for bad in [
+            "",
+            "a b",
+            "a||b",
+            "a/b",
+            "a+b",
+            "é",
+            &"x".repeat(MAX_ID_LEN + 1),
+        ] {
+            assert!(check_identifier("itemId", bad).is_err(), "{bad:?}");
+        }
+        let err = identifier(&obj(json!({"itemId": 5})), "itemId").unwrap_err();
+        assert_eq!(err.message(), "itemId must be a string, got 5");
+    }
+
+    #[test]
+    fn json_content_types() {
+        let with = |ct: &str| {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, ct.parse().unwrap());
+            has_json_content_type(&h)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(with("application/cloudevents+json"));
+        assert!(!with("text/plain"));
+        assert!(!with("application/jsonx"));
+        assert!(!has_json_content_type(&axum::http::HeaderMap::new()));
+    }
+}

@@ -1,0 +1,33 @@
+//! The Dapr sidecar client and the plumbing every service in this workspace shares.
+//!
+//! # Layout
+//! - [`env`]: the environment variable names Dapr and the services agree on, parsed into typed
+//!   values with errors that name the variable.
+//! - [`dapr`]: a typed client for the sidecar's HTTP API (invocation, publish, state, health).
+//! - [`trace`]: W3C trace context taken from an incoming request and passed on to the sidecar.
+//! - [`error`]: the one JSON error shape every endpoint answers with.
+//! - [`input`]: JSON body extraction and field checks that produce those errors.
+//! - [`http`]: the middleware stack, health endpoint, API-token check and listener binding.
+//! - [`telemetry`]: log setup (`RUST_LOG`, text or JSON).
+//! - [`shutdown`]: the SIGINT/SIGTERM future that drives graceful shutdown.
+
+pub mod dapr;
+pub mod env;
+pub mod error;
+pub mod http;
+pub mod input;
+pub mod shutdown;
+pub mod telemetry;
+pub mod trace;
+
+pub use dapr::{DaprClient, DaprError};
+pub use error::ApiError;
+pub use trace::TraceContext;
+
+/// Reports a configuration error on stderr (logging is not set up yet, because the log format
+/// is itself configuration) and returns exit code 2, the usual code for a usage error.
+#[allow(clippy::print_stderr)]
+pub fn exit_with_config_error(service: &str, error: &env::ConfigError) -> std::process::ExitCode {
+    eprintln!("{service}: {error}");
+    std::process::ExitCode::from(2)
+}
