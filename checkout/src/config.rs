@@ -11,6 +11,8 @@ use service_kit::telemetry::LogFormat;
 
 /// App id of the service to call.
 pub const CHECKOUT_TARGET_APP_ID: &str = "CHECKOUT_TARGET_APP_ID";
+/// The tutorial's callee.
+pub const DEFAULT_TARGET_APP_ID: &str = "order-processor";
 /// Orders per round (the tutorial sends 20).
 pub const CHECKOUT_ORDERS_PER_ROUND: &str = "CHECKOUT_ORDERS_PER_ROUND";
 /// Rounds to run before exiting; 0 (the default) runs forever, like the tutorial.
@@ -38,7 +40,7 @@ pub struct LoopConfig {
 impl Default for LoopConfig {
     fn default() -> Self {
         Self {
-            target_app_id: "order-processor".to_owned(),
+            target_app_id: DEFAULT_TARGET_APP_ID.to_owned(),
             orders_per_round: NonZeroU64::MIN.saturating_add(19),
             rounds: None,
             interval: Duration::from_secs(1),

@@ -1,8 +1,9 @@
 //! Starts `checkout`: under Dapr as the README shows, or `cargo run -p checkout` beside a
 //! sidecar on `DAPR_HTTP_PORT`.
 //!
-//! Exit status: 0 when every order passed (or a signal stopped a clean run), 1 when an order
-//! failed or the sidecar never became ready, 2 for a configuration error.
+//! Exit status: 0 when a signal stopped the loop, or when the configured rounds ended with every
+//! order passed; 1 when they ended with a failed order, or the sidecar never became ready; 2 for
+//! a configuration error.
 
 use std::process::ExitCode;
 
@@ -68,7 +69,7 @@ async fn run(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> {
     if let Some(health) = health {
         health.abort();
     }
-    Ok(if summary.failed == 0 {
+    Ok(if summary.stopped || summary.failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

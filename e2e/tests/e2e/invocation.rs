@@ -1,0 +1,125 @@
+//! Tutorial 1, service invocation: `checkout` calls `order-processor` through two sidecars.
+
+use std::time::Duration;
+
+use e2e::{Env, Proc, Signal, readme};
+
+const START: Duration = Duration::from_secs(90);
+
+/// The order ids in lines like `Order passed: {"orderId":7}` or `Order received: { orderId: 7 }`.
+fn order_ids(proc: &Proc, marker: &str) -> Vec<u64> {
+    proc.lines_containing(marker)
+        .iter()
+        .map(|line| {
+            let digits: String = line[line.find(marker).unwrap() + marker.len()..]
+                .chars()
+                .skip_while(|c| !c.is_ascii_digit())
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().unwrap()
+        })
+        .collect()
+}
+
+fn start_order_processor(env: &Env) -> Proc {
+    let processor = env.run(
+        "order-processor",
+        &readme::command("invoke-order-processor"),
+        &[],
+    );
+    processor.wait_for("You're up and running!", START);
+    processor
+}
+
+#[test]
+fn one_round_passes_twenty_orders_that_order_processor_receives_in_order() {
+    let env = Env::new("one_round_passes_twenty_orders");
+    let processor = start_order_processor(&env);
+
+    let mut checkout = env.run(
+        "checkout",
+        &readme::command("invoke-checkout"),
+        &[("CHECKOUT_ROUNDS", "1")],
+    );
+    let status = checkout.wait_exit(START);
+
+    let expected: Vec<u64> = (1..=20).collect();
+    assert_eq!(
+        order_ids(&checkout, "Order passed:"),
+        expected,
+        "{}",
+        checkout.tail(40)
+    );
+    assert_eq!(
+        order_ids(&processor, "Order received:"),
+        expected,
+        "{}",
+        processor.tail(40)
+    );
+    // The exact lines of the tutorial, whatever the log prefix.
+    assert!(
+        checkout
+            .lines()
+            .iter()
+            .any(|l| l.ends_with(r#"Order passed: {"orderId":1}"#))
+    );
+    assert!(
+        processor
+            .lines()
+            .iter()
+            .any(|l| l.ends_with("Order received: { orderId: 20 }"))
+    );
+    assert!(checkout.lines_containing("Order failed").is_empty());
+    assert!(
+        status.is_some(),
+        "checkout did not exit after one round:\n{}",
+        checkout.tail(20)
+    );
+    checkout.wait_for("Exited App successfully", Duration::from_secs(10));
+}
+
+#[test]
+fn checkout_keeps_going_while_order_processor_is_down_and_recovers_when_it_is_back() {
+    let env = Env::new("checkout_recovers");
+    let mut checkout = env.run(
+        "checkout",
+        &readme::command("invoke-checkout"),
+        &[
+            ("CHECKOUT_INTERVAL_MS", "200"),
+            ("CHECKOUT_PAUSE_MS", "200"),
+        ],
+    );
+
+    // Nothing to call yet: every order fails, is logged with what came back, and the loop goes on.
+    checkout.wait_for_count("Order failed", 3, START);
+    assert!(checkout.lines_containing("Order passed").is_empty());
+    let failure = &checkout.lines_containing("Order failed")[0];
+    assert!(failure.contains("answered 500"), "{failure}");
+    assert!(failure.contains("ERR_DIRECT_INVOKE"), "{failure}");
+
+    let processor = start_order_processor(&env);
+    checkout.wait_for_count("Order passed", 3, START);
+
+    // Orders that passed reached order-processor; the loop continued where it was.
+    let passed = order_ids(&checkout, "Order passed:");
+    let received = order_ids(&processor, "Order received:");
+    assert!(
+        passed.iter().all(|id| received.contains(id)),
+        "{passed:?} vs {received:?}"
+    );
+    let failed_first = order_ids(&checkout, "Order failed:")[0];
+    assert_eq!(failed_first, 1);
+
+    // SIGTERM to the app alone, as Container Apps, Kubernetes and Docker send it, stops the loop
+    // between two calls; the Dapr CLI then sees the app exit and stops the sidecar. (Ctrl-C on
+    // `dapr run` signals the whole group, and the CLI kills the app outright.)
+    assert_eq!(checkout.signal_member("checkout", Signal::SIGTERM), 1);
+    checkout.wait_for("received SIGTERM", Duration::from_secs(10));
+    checkout.wait_for("stopped=true", Duration::from_secs(10));
+    checkout.wait_for("Exited App successfully", Duration::from_secs(10));
+    assert!(
+        checkout.wait_exit(Duration::from_secs(20)).is_some(),
+        "{}",
+        checkout.tail(20)
+    );
+}
