@@ -12,6 +12,7 @@
     clippy::expect_used,
     clippy::panic,
     clippy::unwrap_used,
+    clippy::print_stderr,
     missing_debug_implementations
 )]
 
@@ -357,18 +358,20 @@ pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
     false
 }
 
-/// A private `redis-server` on port 6379, where `components/` and `dapr init` expect Redis,
-/// with persistence off and its data in a temporary folder.
+/// A private `redis-server`, by default on port 6379 where `components/` and `dapr init`
+/// expect Redis, with its data in a temporary folder.
 pub struct Redis {
     proc: Option<Proc>,
     dir: tempfile::TempDir,
     logs: PathBuf,
+    port: u16,
+    persistent: bool,
     starts: usize,
 }
 
 impl std::fmt::Debug for Redis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Redis({:?})", self.proc)
+        write!(f, "Redis(port {}, {:?})", self.port, self.proc)
     }
 }
 
@@ -376,35 +379,41 @@ impl std::fmt::Debug for Redis {
 pub const REDIS_PORT: u16 = 6379;
 
 impl Redis {
-    /// Starts Redis and waits until it accepts connections.
+    /// Starts Redis on 6379 without persistence and waits until it accepts connections.
     pub fn start(logs: &Path) -> Self {
+        Self::start_on(logs, REDIS_PORT, false)
+    }
+
+    /// Starts Redis on `port`; when `persistent`, every write is in its append-only file, so a
+    /// restart keeps the data (a store that was unavailable, not one that was wiped).
+    pub fn start_on(logs: &Path, port: u16, persistent: bool) -> Self {
         let mut redis = Self {
             proc: None,
             dir: tempfile::tempdir().expect("temp dir"),
             logs: logs.to_path_buf(),
+            port,
+            persistent,
             starts: 0,
         };
         redis.start_again();
         redis
     }
 
-    /// Starts Redis after [`Redis::stop`]; its data is gone, like a restarted cache.
+    /// Starts Redis again after [`Redis::stop`].
     pub fn start_again(&mut self) {
-        require_free_port(REDIS_PORT, "Redis");
+        require_free_port(self.port, "Redis");
         self.starts += 1;
+        let port = self.port.to_string();
+        let mut args = vec!["--port", &port, "--bind", "127.0.0.1", "--save", ""];
+        if self.persistent {
+            args.extend(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            args.extend(["--appendonly", "no"]);
+        }
         let proc = Proc::program(
-            &format!("redis-{}", self.starts),
+            &format!("redis-{}-{}", self.port, self.starts),
             "redis-server",
-            &[
-                "--port",
-                "6379",
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
+            &args,
             self.dir.path(),
             &[],
             &self.logs,
@@ -413,7 +422,7 @@ impl Redis {
         self.proc = Some(proc);
     }
 
-    /// Stops Redis (SIGKILL: the state store and broker become unavailable at once).
+    /// Stops Redis at once (SIGKILL): whatever uses it finds it unavailable.
     pub fn stop(&mut self) {
         if let Some(mut proc) = self.proc.take() {
             proc.signal(Signal::SIGKILL);
@@ -424,7 +433,7 @@ impl Redis {
     /// Runs `redis-cli` with `args` and returns its output.
     pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new(which("redis-cli").unwrap_or_else(|| PathBuf::from("redis-cli")))
-            .args(["-p", "6379"])
+            .args(["-p", &self.port.to_string()])
             .args(args)
             .output()
             .expect("redis-cli runs");
@@ -538,6 +547,63 @@ impl Env {
     /// Runs `command` from the repository root.
     pub fn run(&self, name: &str, command: &str, envs: &[(&str, &str)]) -> Proc {
         Proc::shell(name, command, &repo_root(), envs, &self.logs)
+    }
+}
+
+/// Copies `components/` to a temporary folder, applying `edit` to each file's text; for fault
+/// tests that need a component to point somewhere else.
+pub fn components_with(edit: impl Fn(&str, String) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for entry in fs::read_dir(repo_root().join("components")).expect("components/ exists") {
+        let path = entry.expect("readable entry").path();
+        let name = path
+            .file_name()
+            .expect("file name")
+            .to_string_lossy()
+            .into_owned();
+        let text = fs::read_to_string(&path).expect("readable component");
+        fs::write(dir.path().join(&name), edit(&name, text)).expect("writable temp dir");
+    }
+    dir
+}
+
+/// Runs a shell command from the repository root (a README `curl`, say) and returns what it
+/// printed on stdout.
+pub fn shell_output(command: &str) -> String {
+    let out = Command::new("bash")
+        .args(["-c", command])
+        .current_dir(repo_root())
+        .env("PATH", search_path())
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{command} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls `check` every 100 ms until it is true or `timeout` passes; returns the last result.
+pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Appends a line to `target/e2e-logs/scenarios.md`, the numbers each fault scenario measured.
+pub fn record_scenario(line: &str) {
+    eprintln!("SCENARIO {line}");
+    let path = repo_root().join("target/e2e-logs/scenarios.md");
+    if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = writeln!(f, "{line}");
     }
 }
 

@@ -45,3 +45,35 @@ pub fn command(name: &str) -> String {
 pub fn output(name: &str) -> String {
     block("output", name)
 }
+
+/// Whether JSON `actual` matches the README's JSON output `name`, where a string written as
+/// `"<...>"` (an id that differs on every run) matches any string.
+pub fn matches_json_output(name: &str, actual: &str) -> Result<(), String> {
+    let shown: serde_json::Value = serde_json::from_str(&output(name))
+        .map_err(|e| format!("README output {name} is not JSON: {e}"))?;
+    let got: serde_json::Value = serde_json::from_str(actual.trim())
+        .map_err(|e| format!("{name} printed something that is not JSON ({e}): {actual}"))?;
+    if json_matches(&shown, &got) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name}: the README shows {shown} but the command printed {got}"
+        ))
+    }
+}
+
+fn json_matches(shown: &serde_json::Value, got: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (shown, got) {
+        (Value::String(s), Value::String(_)) if s.starts_with('<') && s.ends_with('>') => true,
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .all(|(k, v)| b.get(k).is_some_and(|w| json_matches(v, w)))
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(v, w)| json_matches(v, w))
+        }
+        (a, b) => a == b,
+    }
+}

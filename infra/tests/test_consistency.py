@@ -7,7 +7,8 @@ Exit 0 when everything agrees, 1 with one line per disagreement otherwise. Missi
 (a crate, dapr.yaml, components/) are failures, never skips.
 
 Sources and what is compared:
-  code      <crate>/src/config.rs consts: DEFAULT_PORT, PUBSUB_NAME / DEFAULT_PUBSUB_NAME, TOPIC,
+  code      <crate>/src/config.rs consts (then service-kit/src/events.rs, the shared OrderPlaced
+            contract): DEFAULT_PORT, PUBSUB_NAME / DEFAULT_PUBSUB_NAME, TOPIC,
             DEAD_LETTER_TOPIC, STATE_STORE_NAME / DEFAULT_STATE_STORE_NAME,
             DEFAULT_TARGET_APP_ID; env var names as string literals in the crate or service-kit
   local     dapr.yaml (apps[].appID/appPort/daprHTTPPort/command/env), components/*.yaml
@@ -250,7 +251,10 @@ def read_code(repo: Repo, r: Report) -> dict[str, dict]:
         if not cfg.is_file():
             r.err("code", f"{svc}/src/config.rs not found (the code defaults are read from it)")
             continue
-        consts = m.rust_consts(cfg)
+        # The OrderPlaced contract (topic name) is shared by both pub/sub services and lives in
+        # service-kit; a crate's own config.rs wins where both define a name.
+        shared = repo.root / "service-kit" / "src" / "events.rs"
+        consts = {**(m.rust_consts(shared) if shared.is_file() else {}), **m.rust_consts(cfg)}
         vals: dict = {}
         for need in CODE_NEEDS[svc]:
             found = None

@@ -228,6 +228,8 @@ CASES = [
          edit("infra/main.bicep", "publisherAppId: 'order-service'", "publisherAppId: 'checkout'"), r"azureClientId is order-service's identity"),
     Case("consistency-topic", "topic renamed in main.bicep only", "consistency",
          edit("infra/main.bicep", "var topicName = 'OrderPlaced'", "var topicName = 'OrderCreated'"), r"topic"),
+    Case("consistency-topic-code", "topic renamed in the shared OrderPlaced contract only", "consistency",
+         edit("service-kit/src/events.rs", 'pub const TOPIC: &str = "OrderPlaced";', 'pub const TOPIC: &str = "OrderCreated";'), r"topic"),
     Case("consistency-dead-letter-topic", "KEDA rule watches another dead-letter topic", "consistency",
          edit("infra/modules/app-inventory-service.bicep", "topicName: 'OrderPlaced-deadletter'", "topicName: 'OrderPlaced-dlq'"), r"KEDA topics"),
     Case("consistency-image-crate", "checkout image builds another crate", "consistency",

@@ -26,6 +26,10 @@ pub const DAPR_HTTP_TIMEOUT_SECONDS: &str = "DAPR_HTTP_TIMEOUT_SECONDS";
 /// How long to wait for the sidecar to become ready at start-up, in seconds (the name the Dapr
 /// Python SDK uses).
 pub const DAPR_HEALTH_TIMEOUT: &str = "DAPR_HEALTH_TIMEOUT";
+/// Name of the Dapr pub/sub component a service publishes to or subscribes through.
+pub const PUBSUB_NAME: &str = "PUBSUB_NAME";
+/// Name of the Dapr state store component.
+pub const STATE_STORE_NAME: &str = "STATE_STORE_NAME";
 /// `text` (default, for people) or `json` (one object per line, for log pipelines).
 pub const LOG_FORMAT: &str = "LOG_FORMAT";
 /// Standard `tracing` filter directives, e.g. `info` or `order_processor=debug`.

@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// An error response: a status and the JSON body above.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{message}")]
 pub struct ApiError {
     #[serde(skip)]
     status: StatusCode,

@@ -7,6 +7,7 @@
 //! - [`trace`]: W3C trace context taken from an incoming request and passed on to the sidecar.
 //! - [`error`]: the one JSON error shape every endpoint answers with.
 //! - [`input`]: JSON body extraction and field checks that produce those errors.
+//! - [`events`]: the `OrderPlaced` event both pub/sub services agree on.
 //! - [`http`]: the middleware stack, health endpoint, API-token check and listener binding.
 //! - [`telemetry`]: log setup (`RUST_LOG`, text or JSON).
 //! - [`shutdown`]: the SIGINT/SIGTERM future that drives graceful shutdown.
@@ -14,6 +15,7 @@
 pub mod dapr;
 pub mod env;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod input;
 pub mod shutdown;

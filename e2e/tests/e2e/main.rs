@@ -7,3 +7,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod invocation;
+mod pubsub;
+mod support;

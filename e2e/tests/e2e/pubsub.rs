@@ -1,0 +1,440 @@
+//! Tutorial 2, pub/sub and state: `order-service` publishes `OrderPlaced` through Redis Streams,
+//! `inventory-service` applies it to stock in the Redis state store, all through real sidecars.
+//! Each fault scenario records its numbers with `record_scenario`.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use e2e::{Env, Redis, Signal, components_with, readme, record_scenario, shell_output, wait_until};
+use serde_json::json;
+
+use crate::support::*;
+
+#[test]
+fn the_tutorial_flow_sets_100_orders_10_and_leaves_90() {
+    let env = Env::new("pubsub_tutorial");
+    let inventory = start_inventory(&env, "inventory-service", None);
+    let _orders = start_order_service(&env);
+
+    for step in ["pubsub-set-stock", "pubsub-place-order"] {
+        let printed = shell_output(&readme::command(step));
+        readme::matches_json_output(step, &printed).unwrap();
+    }
+    inventory.wait_for(
+        "Processed OrderPlaced event. orderId=order-1001, itemId=item1, ordered=10, remaining=90",
+        Duration::from_secs(30),
+    );
+    for step in ["pubsub-get-stock", "pubsub-get-outcome"] {
+        let printed = shell_output(&readme::command(step));
+        readme::matches_json_output(step, &printed).unwrap();
+    }
+}
+
+#[test]
+fn a_thousand_concurrent_orders_for_one_item_leave_the_stock_exact() {
+    let env = Env::new("pubsub_concurrent");
+    let inventory = start_inventory(&env, "inventory-service", None);
+    let _orders = start_order_service(&env);
+    let initial = 10_000;
+    set_stock("hot", initial);
+
+    let orders: Vec<_> = (1..=1000u64)
+        .map(|i| order(&format!("c-{i}"), "hot", i % 5 + 1))
+        .collect();
+    let total: u64 = (1..=1000u64).map(|i| i % 5 + 1).sum();
+    let statuses = place_orders(orders, 100);
+
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "{:?}",
+        e2e::tally(statuses)
+    );
+    wait_for_stock("hot", initial - total, Duration::from_secs(180), &inventory);
+    let ids: Vec<String> = (1..=1000).map(|i| format!("c-{i}")).collect();
+    let (applied, rejected, missing) = tally_outcomes("hot", &ids);
+    assert_eq!((applied, rejected, missing), (1000, 0, 0));
+    // Nothing more arrives later and changes it.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(stock("hot"), Some(initial - total));
+    assert_eq!(
+        inventory
+            .lines_containing("Processed OrderPlaced event. orderId=c-")
+            .len(),
+        1000
+    );
+    record_scenario(&format!(
+        "concurrent: sent=1000 (100 in flight) applied={applied} rejected={rejected} dead-lettered=0 \
+         stock {initial} -> {} (expected {})",
+        initial - total,
+        initial - total
+    ));
+}
+
+#[test]
+fn every_order_published_twice_is_applied_once() {
+    let env = Env::new("pubsub_duplicates");
+    let inventory = start_inventory(&env, "inventory-service", None);
+    let _orders = start_order_service(&env);
+    let initial = 1_000;
+    set_stock("dup", initial);
+
+    // Every order through order-service twice, the copies racing each other.
+    let mut orders = Vec::new();
+    for i in 1..=100u64 {
+        orders.push(order(&format!("d-{i}"), "dup", 2));
+        orders.push(order(&format!("d-{i}"), "dup", 2));
+    }
+    let statuses = place_orders(orders, 20);
+    assert!(statuses.iter().all(|s| *s == 200));
+    // And one CloudEvent delivered twice with the same id, as a broker redelivery does.
+    let event = json!({
+        "specversion": "1.0", "id": "redelivered-1", "source": "test", "type": "com.dapr.event.sent",
+        "datacontenttype": "application/json", "data": order("d-ce", "dup", 5),
+    });
+    for _ in 0..2 {
+        let status = publish_raw(
+            ORDER_SIDECAR,
+            "OrderPlaced",
+            "application/cloudevents+json",
+            event.to_string().into_bytes(),
+        );
+        assert_eq!(status, 204);
+    }
+
+    let expected = initial - 100 * 2 - 5;
+    wait_for_stock("dup", expected, Duration::from_secs(60), &inventory);
+    inventory.wait_for_count(
+        "Skipped duplicate OrderPlaced event",
+        101,
+        Duration::from_secs(30),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(stock("dup"), Some(expected));
+    let mut ids: Vec<String> = (1..=100).map(|i| format!("d-{i}")).collect();
+    ids.push("d-ce".to_owned());
+    let (applied, rejected, missing) = tally_outcomes("dup", &ids);
+    assert_eq!((applied, rejected, missing), (101, 0, 0));
+    let skipped = inventory
+        .lines_containing("Skipped duplicate OrderPlaced event")
+        .len();
+    record_scenario(&format!(
+        "duplicates: sent=202 (101 orders, each twice) applied={applied} skipped-as-duplicate={skipped} \
+         rejected=0 dead-lettered=0 stock {initial} -> {expected}"
+    ));
+}
+
+#[test]
+fn orders_beyond_the_stock_are_rejected_recorded_and_never_take_it_below_zero() {
+    let env = Env::new("pubsub_over_stock");
+    let inventory = start_inventory(&env, "inventory-service", None);
+    let _orders = start_order_service(&env);
+    set_stock("scarce", 25);
+
+    let orders: Vec<_> = (1..=20)
+        .map(|i| order(&format!("s-{i}"), "scarce", 3))
+        .collect();
+    assert!(place_orders(orders, 20).iter().all(|s| *s == 200));
+
+    let ids: Vec<String> = (1..=20).map(|i| format!("s-{i}")).collect();
+    let decided = wait_until(Duration::from_secs(60), || {
+        tally_outcomes("scarce", &ids).2 == 0
+    });
+    assert!(decided, "{}", inventory.tail(30));
+    let (applied, rejected, _) = tally_outcomes("scarce", &ids);
+    assert_eq!((applied, rejected), (8, 12));
+    assert_eq!(stock("scarce"), Some(1));
+    let mut remaining: Vec<u64> = Vec::new();
+    for id in &ids {
+        let o = outcome("scarce", id).unwrap();
+        if o["status"] == "applied" {
+            remaining.push(o["remaining"].as_u64().unwrap());
+        } else {
+            assert!(
+                o["reason"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("insufficient stock: ordered 3, available"),
+                "{o}"
+            );
+        }
+    }
+    remaining.sort_unstable();
+    assert_eq!(
+        remaining,
+        [1, 4, 7, 10, 13, 16, 19, 22],
+        "each applied order left a distinct stock"
+    );
+    record_scenario(&format!(
+        "over stock: sent=20 x 3 against stock 25: applied={applied} rejected={rejected} (recorded with reason) \
+         dead-lettered=0 stock 25 -> 1"
+    ));
+}
+
+#[test]
+fn malformed_events_are_dead_lettered_recorded_and_change_nothing() {
+    let env = Env::new("pubsub_malformed");
+    let inventory = start_inventory(&env, "inventory-service", None);
+    let _orders = start_order_service(&env);
+    set_stock("m1", 50);
+
+    let bad: Vec<(&str, Vec<u8>)> = vec![
+        ("text/plain", b"garbage".to_vec()),
+        ("application/json", b"{not json".to_vec()),
+        (
+            "application/json",
+            br#"{"orderId":"x1","itemId":"m1"}"#.to_vec(),
+        ),
+        (
+            "application/json",
+            br#"{"orderId":"x2","itemId":"m1","quantity":-5}"#.to_vec(),
+        ),
+        (
+            "application/json",
+            br#"{"orderId":"x3","itemId":"m1","quantity":1000000}"#.to_vec(),
+        ),
+        (
+            "application/json",
+            br#"{"orderId":"x4","itemId":"m 1!","quantity":1}"#.to_vec(),
+        ),
+        ("application/octet-stream", vec![0, 159, 146, 150]),
+    ];
+    let sent = bad.len() as u64;
+    for (content_type, body) in bad {
+        assert_eq!(
+            publish_raw(ORDER_SIDECAR, "OrderPlaced", content_type, body),
+            204
+        );
+    }
+
+    let recorded = wait_until(Duration::from_secs(60), || {
+        dead_letter_count() == Some(sent)
+    });
+    assert!(
+        recorded,
+        "dead letters: {:?}\n{}",
+        dead_letter_count(),
+        inventory.tail(40)
+    );
+    assert_eq!(
+        inventory
+            .lines_containing("Dropping malformed OrderPlaced event")
+            .len() as u64,
+        sent
+    );
+    assert_eq!(stock("m1"), Some(50));
+    assert_eq!(get_json(&format!("{INVENTORY_APP}/healthz")).0, 200);
+    let (_, letters) = get_json(&format!("{INVENTORY_APP}/deadletters"));
+    let reasons: HashSet<String> = letters["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        reasons.contains("invalid OrderPlaced event: quantity is required"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains("the event's data is text, not a JSON object"),
+        "{reasons:?}"
+    );
+
+    // The service still works.
+    assert_eq!(place_orders(vec![order("ok-1", "m1", 5)], 1), [200]);
+    wait_for_stock("m1", 45, Duration::from_secs(30), &inventory);
+    record_scenario(&format!(
+        "malformed: sent={sent} malformed + 1 valid: applied=1 rejected=0 dead-lettered={sent} \
+         (recorded, GET /deadletters) stock 50 -> 45"
+    ));
+}
+
+#[test]
+fn inventory_killed_mid_stream_and_restarted_applies_every_order_exactly_once() {
+    let env = Env::new("pubsub_sigkill");
+    let mut inventory = start_inventory(&env, "inventory-service", None);
+    let _orders = start_order_service(&env);
+    let initial = 100_000;
+    set_stock("k1", initial);
+
+    let count = 400u64;
+    let total: u64 = (1..=count).map(|i| i % 3 + 1).sum();
+    let publisher = std::thread::spawn(move || {
+        let mut statuses = Vec::new();
+        for chunk in (1..=count).collect::<Vec<_>>().chunks(20) {
+            let orders = chunk
+                .iter()
+                .map(|i| order(&format!("k-{i}"), "k1", i % 3 + 1))
+                .collect();
+            statuses.extend(place_orders(orders, 20));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        statuses
+    });
+
+    inventory.wait_for_count("Processed OrderPlaced event. orderId=k-", 50, START);
+    assert_eq!(
+        inventory.signal_member("inventory-service", Signal::SIGKILL),
+        1
+    );
+    assert!(
+        inventory.wait_exit(Duration::from_secs(30)).is_some(),
+        "{}",
+        inventory.tail(20)
+    );
+    let before_kill: HashSet<String> = processed_ids(&inventory);
+
+    let restarted = start_inventory(&env, "inventory-service-restarted", None);
+    let statuses = publisher.join().unwrap();
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "{:?}",
+        e2e::tally(statuses)
+    );
+    wait_for_stock("k1", initial - total, Duration::from_secs(180), &restarted);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(stock("k1"), Some(initial - total));
+
+    let ids: Vec<String> = (1..=count).map(|i| format!("k-{i}")).collect();
+    let (applied, rejected, missing) = tally_outcomes("k1", &ids);
+    assert_eq!((applied, rejected, missing), (count as usize, 0, 0));
+    let after_restart = processed_ids(&restarted);
+    assert!(
+        before_kill.is_disjoint(&after_restart),
+        "an order was applied twice"
+    );
+    assert_eq!(before_kill.len() + after_restart.len(), count as usize);
+    // Events delivered before the kill but never acknowledged come back through Redis's
+    // pending list: orders older than the newest one applied before the kill.
+    let newest_before = before_kill
+        .iter()
+        .filter_map(|id| order_number(id))
+        .max()
+        .unwrap_or(0);
+    let in_flight = after_restart
+        .iter()
+        .filter(|id| order_number(id).is_some_and(|n| n < newest_before))
+        .count();
+    let skipped = restarted
+        .lines_containing("Skipped duplicate OrderPlaced event")
+        .len();
+    record_scenario(&format!(
+        "SIGKILL: sent={count} applied={applied} (before kill {}, after restart {}, of which {in_flight} \
+         were in flight at the kill and redelivered) duplicates-skipped={skipped} rejected=0 dead-lettered=0 \
+         stock {initial} -> {}",
+        before_kill.len(),
+        after_restart.len(),
+        initial - total
+    ));
+}
+
+#[test]
+fn while_the_state_store_is_down_deliveries_are_retried_and_applied_once_it_is_back() {
+    let env = Env::new("pubsub_store_down");
+    // Pub/sub stays on the usual Redis; the state store gets a Redis of its own that can fail.
+    let mut state = Redis::start_on(&env.logs, 6380, true);
+    let components = components_with(|name, text| {
+        if name == "statestore.yaml" {
+            text.replace("localhost:6379", "localhost:6380")
+        } else {
+            text
+        }
+    });
+    let inventory = start_inventory(
+        &env,
+        "inventory-service",
+        Some(&components.path().display().to_string()),
+    );
+    let _orders = start_order_service(&env);
+    set_stock("t1", 100);
+
+    state.stop();
+    let orders: Vec<_> = (1..=10)
+        .map(|i| order(&format!("t-{i}"), "t1", 1))
+        .collect();
+    assert!(place_orders(orders, 10).iter().all(|s| *s == 200));
+    inventory.wait_for_count("Dapr will retry it", 10, Duration::from_secs(60));
+    assert_eq!(
+        stock("t1"),
+        None,
+        "the store is down, so stock cannot be read"
+    );
+
+    state.start_again();
+    wait_for_stock("t1", 90, Duration::from_secs(120), &inventory);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(stock("t1"), Some(90));
+    let ids: Vec<String> = (1..=10).map(|i| format!("t-{i}")).collect();
+    assert_eq!(tally_outcomes("t1", &ids), (10, 0, 0));
+    assert_eq!(dead_letter_count(), Some(0));
+    let retries = inventory.lines_containing("Dapr will retry it").len();
+    record_scenario(&format!(
+        "state store down: sent=10 answered RETRY {retries} times while down; applied=10 rejected=0 \
+         dead-lettered=0 stock 100 -> 90"
+    ));
+}
+
+#[test]
+fn two_replicas_sharing_the_stream_and_the_store_never_lose_an_update() {
+    let env = Env::new("pubsub_two_replicas");
+    // Both replicas have the app id inventory-service: one Redis consumer group splits the
+    // events between them, and they write the same keys, so their writes really conflict.
+    let debug = [("RUST_LOG", "info,inventory_service=debug")];
+    let first = start_inventory_with(&env, "inventory-a", None, &debug);
+    let second_command = readme::command("pubsub-inventory-service")
+        .replace("--app-port 5001", "--app-port 5004")
+        .replace("--dapr-http-port 3500", "--dapr-http-port 3504");
+    let second = env.run("inventory-b", &second_command, &debug);
+    second.wait_for("You're up and running!", START);
+    wait_for_subscription("http://localhost:3504", "OrderPlaced", &second);
+    let _orders = start_order_service(&env);
+    let initial = 10_000;
+    set_stock("shared", initial);
+
+    let count = 600u64;
+    let orders: Vec<_> = (1..=count)
+        .map(|i| order(&format!("r-{i}"), "shared", i % 3 + 1))
+        .collect();
+    let total: u64 = (1..=count).map(|i| i % 3 + 1).sum();
+    assert!(place_orders(orders, 100).iter().all(|s| *s == 200));
+
+    wait_for_stock("shared", initial - total, Duration::from_secs(180), &first);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(stock("shared"), Some(initial - total));
+    let (a, b) = (processed_ids(&first), processed_ids(&second));
+    assert!(a.is_disjoint(&b), "an order was applied by both replicas");
+    assert_eq!(a.len() + b.len(), count as usize);
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "both replicas took events: {} / {}",
+        a.len(),
+        b.len()
+    );
+    let conflicts = first.lines_containing("write conflict").len()
+        + second.lines_containing("write conflict").len();
+    record_scenario(&format!(
+        "two replicas: sent={count} applied={} (replica A {}, replica B {}) ETag conflicts retried={conflicts} \
+         rejected=0 dead-lettered=0 stock {initial} -> {}",
+        a.len() + b.len(),
+        a.len(),
+        b.len(),
+        initial - total
+    ));
+}
+
+fn order_number(id: &str) -> Option<u64> {
+    id.rsplit('-').next()?.parse().ok()
+}
+
+/// The order ids a process logged as processed.
+fn processed_ids(proc: &e2e::Proc) -> HashSet<String> {
+    proc.lines_containing("Processed OrderPlaced event. orderId=")
+        .iter()
+        .filter_map(|l| {
+            l.split("orderId=")
+                .nth(1)?
+                .split(',')
+                .next()
+                .map(str::to_owned)
+        })
+        .collect()
+}

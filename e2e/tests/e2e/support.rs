@@ -1,0 +1,205 @@
+//! HTTP helpers for the tests, blocking on one shared Tokio runtime so the tests read top to
+//! bottom, and the pub/sub fixture: both tutorial services started with the README's commands.
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use e2e::{Env, Proc, readme, wait_until};
+use serde_json::{Value, json};
+use tokio::runtime::Runtime;
+use tokio::sync::Semaphore;
+
+static RT: LazyLock<Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+});
+
+static CLIENT: LazyLock<reqwest::Client> = LazyLock::new(|| {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+});
+
+pub(crate) const INVENTORY_APP: &str = "http://localhost:5001";
+pub(crate) const INVENTORY_SIDECAR: &str = "http://localhost:3500";
+pub(crate) const ORDER_APP: &str = "http://localhost:5002";
+pub(crate) const ORDER_SIDECAR: &str = "http://localhost:3501";
+pub(crate) const START: Duration = Duration::from_secs(90);
+
+async fn answer(resp: reqwest::Result<reqwest::Response>) -> (u16, Value) {
+    match resp {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let bytes = resp.bytes().await.unwrap_or_default();
+            (
+                status,
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            )
+        }
+        Err(_) => (0, Value::Null),
+    }
+}
+
+/// `GET url` → (status, JSON body); status 0 when nothing answered.
+pub(crate) fn get_json(url: &str) -> (u16, Value) {
+    RT.block_on(async { answer(CLIENT.get(url).send().await).await })
+}
+
+/// `POST url` with a JSON body → (status, JSON body).
+pub(crate) fn post_json(url: &str, body: &Value) -> (u16, Value) {
+    RT.block_on(async { answer(CLIENT.post(url).json(body).send().await).await })
+}
+
+/// Publishes `body` with `content_type` straight to `topic` through the sidecar at `sidecar`,
+/// bypassing order-service's checks. Returns the sidecar's status.
+pub(crate) fn publish_raw(sidecar: &str, topic: &str, content_type: &str, body: Vec<u8>) -> u16 {
+    let url = format!("{sidecar}/v1.0/publish/pubsub/{topic}");
+    RT.block_on(async {
+        CLIENT
+            .post(url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    })
+}
+
+/// Places `orders` through order-service's `POST /order`, `concurrency` at a time; returns the
+/// status of each.
+pub(crate) fn place_orders(orders: Vec<Value>, concurrency: usize) -> Vec<u16> {
+    RT.block_on(async move {
+        let permits = Arc::new(Semaphore::new(concurrency));
+        let mut tasks = Vec::new();
+        for order in orders {
+            let permits = Arc::clone(&permits);
+            tasks.push(tokio::spawn(async move {
+                let _permit = permits.acquire().await.unwrap();
+                let url = format!("{ORDER_APP}/order");
+                answer(CLIENT.post(url).json(&order).send().await).await.0
+            }));
+        }
+        let mut statuses = Vec::new();
+        for task in tasks {
+            statuses.push(task.await.unwrap());
+        }
+        statuses
+    })
+}
+
+pub(crate) fn order(order_id: &str, item_id: &str, quantity: u64) -> Value {
+    json!({"orderId": order_id, "itemId": item_id, "quantity": quantity})
+}
+
+/// Current stock of `item`, read from inventory-service; `None` while it cannot answer.
+pub(crate) fn stock(item: &str) -> Option<u64> {
+    match get_json(&format!("{INVENTORY_APP}/inventory/{item}")) {
+        (200, body) => body["quantity"].as_u64(),
+        _ => None,
+    }
+}
+
+pub(crate) fn set_stock(item: &str, quantity: u64) {
+    let (status, body) = post_json(
+        &format!("{INVENTORY_APP}/inventory/{item}"),
+        &json!({"quantity": quantity}),
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The recorded outcome of an order, or `None`.
+pub(crate) fn outcome(item: &str, order_id: &str) -> Option<Value> {
+    match get_json(&format!(
+        "{INVENTORY_APP}/inventory/{item}/orders/{order_id}"
+    )) {
+        (200, body) => Some(body),
+        _ => None,
+    }
+}
+
+/// How many events inventory-service has recorded as dead-lettered.
+pub(crate) fn dead_letter_count() -> Option<u64> {
+    match get_json(&format!("{INVENTORY_APP}/deadletters")) {
+        (200, body) => body["count"].as_u64(),
+        _ => None,
+    }
+}
+
+/// Waits until `stock(item)` is `want`; panics with what it was otherwise.
+pub(crate) fn wait_for_stock(item: &str, want: u64, timeout: Duration, proc: &Proc) {
+    let mut last = None;
+    let reached = wait_until(timeout, || {
+        last = stock(item);
+        last == Some(want)
+    });
+    assert!(
+        reached,
+        "stock of {item} is {last:?}, expected {want}; inventory log:\n{}",
+        proc.tail(40)
+    );
+}
+
+/// Waits until the sidecar at `sidecar` reports its app subscribed to `topic`.
+pub(crate) fn wait_for_subscription(sidecar: &str, topic: &str, proc: &Proc) {
+    let subscribed = wait_until(START, || {
+        let (_, meta) = get_json(&format!("{sidecar}/v1.0/metadata"));
+        meta["subscriptions"]
+            .as_array()
+            .is_some_and(|subs| subs.iter().any(|s| s["topic"] == topic))
+    });
+    assert!(subscribed, "no subscription to {topic}:\n{}", proc.tail(40));
+}
+
+/// Starts inventory-service with the README's command (with `components` swapped for another
+/// folder when given) and waits until it is subscribed.
+pub(crate) fn start_inventory(env: &Env, name: &str, components: Option<&str>) -> Proc {
+    start_inventory_with(env, name, components, &[])
+}
+
+/// [`start_inventory`] with extra environment variables for the app.
+pub(crate) fn start_inventory_with(
+    env: &Env,
+    name: &str,
+    components: Option<&str>,
+    envs: &[(&str, &str)],
+) -> Proc {
+    let mut command = readme::command("pubsub-inventory-service");
+    if let Some(dir) = components {
+        assert!(command.contains("./components"));
+        command = command.replace("./components", dir);
+    }
+    let proc = env.run(name, &command, envs);
+    proc.wait_for("You're up and running!", START);
+    wait_for_subscription(INVENTORY_SIDECAR, "OrderPlaced", &proc);
+    wait_for_subscription(INVENTORY_SIDECAR, "OrderPlaced-deadletter", &proc);
+    proc
+}
+
+/// Starts order-service with the README's command.
+pub(crate) fn start_order_service(env: &Env) -> Proc {
+    let proc = env.run(
+        "order-service",
+        &readme::command("pubsub-order-service"),
+        &[],
+    );
+    proc.wait_for("You're up and running!", START);
+    proc
+}
+
+/// Counts outcomes of `orders` for `item`: (applied, rejected, missing).
+pub(crate) fn tally_outcomes(item: &str, order_ids: &[String]) -> (usize, usize, usize) {
+    let (mut applied, mut rejected, mut missing) = (0, 0, 0);
+    for id in order_ids {
+        match outcome(item, id) {
+            Some(o) if o["status"] == "applied" => applied += 1,
+            Some(o) if o["status"] == "rejected" => rejected += 1,
+            _ => missing += 1,
+        }
+    }
+    (applied, rejected, missing)
+}

@@ -1,0 +1,225 @@
+//! What Dapr delivers on the `OrderPlaced` subscription, and how the service answers it.
+//!
+//! Dapr posts each event as a CloudEvent (`application/cloudevents+json`) whose `data` is what
+//! the publisher sent. The answer decides the event's fate (dapr-http-api.md §3.4): `SUCCESS`
+//! acknowledges it, `RETRY` (or any non-2xx status but 404) has Dapr deliver it again under the
+//! resiliency policy, and `DROP` sends it to the subscription's dead-letter topic. A malformed
+//! event will never become valid, so it is dropped, never retried; a failure of the state store
+//! may pass, so it is retried.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use service_kit::TraceContext;
+use service_kit::events::OrderPlaced;
+
+/// Largest delivery read; Dapr's own default limit is 4 MiB. Anything larger is dropped.
+pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// A delivery, classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// A well-formed order.
+    Order {
+        /// The order.
+        order: OrderPlaced,
+        /// The CloudEvent id.
+        event_id: Option<String>,
+        /// The CloudEvent's trace, for when the request carried none.
+        trace: TraceContext,
+    },
+    /// Something that can never be applied.
+    Malformed {
+        /// Why.
+        reason: String,
+        /// The CloudEvent id, when there is one.
+        event_id: Option<String>,
+    },
+}
+
+/// Classifies the body of a delivery.
+pub fn classify(body: &[u8]) -> Delivery {
+    let envelope = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => return malformed("the event is not a JSON object", None),
+        Err(_) => return malformed("the event is not JSON", None),
+    };
+    let event_id = envelope
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let trace = envelope
+        .get("traceparent")
+        .and_then(Value::as_str)
+        .map(TraceContext::from_traceparent)
+        .unwrap_or_default();
+    let data = if envelope.contains_key("specversion") {
+        match data_object(&envelope) {
+            Ok(data) => data,
+            Err(reason) => return malformed(&reason, event_id),
+        }
+    } else {
+        // Not a CloudEvent (a raw payload): the body is the order, as the tutorial's Python
+        // subscriber also accepts.
+        envelope
+    };
+    match OrderPlaced::from_json(&data) {
+        Ok(order) => Delivery::Order {
+            order,
+            event_id,
+            trace,
+        },
+        Err(e) => malformed(
+            &format!("invalid OrderPlaced event: {}", e.message()),
+            event_id,
+        ),
+    }
+}
+
+/// The CloudEvent's `data` as a JSON object. A publisher that sent JSON without the JSON content
+/// type gets its data delivered as a string; that string is accepted if it holds an object.
+fn data_object(envelope: &Map<String, Value>) -> Result<Map<String, Value>, String> {
+    match envelope.get("data") {
+        Some(Value::Object(data)) => Ok(data.clone()),
+        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(data)) => Ok(data),
+            _ => Err("the event's data is text, not a JSON object".to_owned()),
+        },
+        Some(Value::Null) | None if envelope.contains_key("data_base64") => {
+            Err("the event's data is binary, not a JSON object".to_owned())
+        }
+        Some(Value::Null) | None => Err("the event has no data".to_owned()),
+        Some(_) => Err("the event's data is not a JSON object".to_owned()),
+    }
+}
+
+fn malformed(reason: &str, event_id: Option<String>) -> Delivery {
+    Delivery::Malformed {
+        reason: reason.to_owned(),
+        event_id,
+    }
+}
+
+/// The answer Dapr acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Done (applied, rejected for lack of stock, or a duplicate).
+    Success,
+    /// Deliver again later.
+    Retry(String),
+    /// Never deliver again; Dapr sends it to the dead-letter topic.
+    Drop(String),
+}
+
+impl IntoResponse for Verdict {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Success => (StatusCode::OK, Json(json!({ "status": "SUCCESS" }))).into_response(),
+            // 503 and RETRY say the same thing twice: Dapr retries on either.
+            Self::Retry(reason) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "RETRY", "reason": reason })),
+            )
+                .into_response(),
+            Self::Drop(reason) => (
+                StatusCode::OK,
+                Json(json!({ "status": "DROP", "reason": reason })),
+            )
+                .into_response(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cloud_event(data: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "specversion": "1.0",
+            "id": "e-1",
+            "type": "com.dapr.event.sent",
+            "source": "order-service",
+            "topic": "OrderPlaced",
+            "pubsubname": "pubsub",
+            "datacontenttype": "application/json",
+            "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "data": data,
+        }))
+        .unwrap()
+    }
+
+    fn reason(d: Delivery) -> String {
+        match d {
+            Delivery::Malformed { reason, .. } => reason,
+            other => panic!("expected malformed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_cloud_event_with_a_valid_order_is_an_order_with_its_id_and_trace() {
+        let body = cloud_event(json!({"orderId": "order-1001", "itemId": "item1", "quantity": 10}));
+        let Delivery::Order {
+            order,
+            event_id,
+            trace,
+        } = classify(&body)
+        else {
+            panic!()
+        };
+        assert_eq!(order.order_id, "order-1001");
+        assert_eq!(event_id.as_deref(), Some("e-1"));
+        assert_eq!(trace.trace_id(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+    }
+
+    #[test]
+    fn json_sent_as_text_is_accepted() {
+        let body = cloud_event(json!(r#"{"orderId":"o","itemId":"i","quantity":1}"#));
+        assert!(matches!(classify(&body), Delivery::Order { .. }));
+    }
+
+    #[test]
+    fn a_raw_order_without_an_envelope_is_accepted() {
+        assert!(matches!(
+            classify(br#"{"orderId":"o","itemId":"i","quantity":1}"#),
+            Delivery::Order { event_id: None, .. }
+        ));
+    }
+
+    #[test]
+    fn each_kind_of_malformed_event_is_named() {
+        assert_eq!(reason(classify(b"garbage")), "the event is not JSON");
+        assert_eq!(reason(classify(b"[1,2]")), "the event is not a JSON object");
+        assert_eq!(
+            reason(classify(&cloud_event(json!("hello")))),
+            "the event's data is text, not a JSON object"
+        );
+        assert_eq!(
+            reason(classify(&cloud_event(json!(7)))),
+            "the event's data is not a JSON object"
+        );
+        assert_eq!(
+            reason(classify(&cloud_event(Value::Null))),
+            "the event has no data"
+        );
+        assert_eq!(
+            reason(classify(
+                br#"{"specversion":"1.0","id":"x","data_base64":"AAE="}"#
+            )),
+            "the event's data is binary, not a JSON object"
+        );
+        assert_eq!(
+            reason(classify(&cloud_event(
+                json!({"orderId": "o", "itemId": "i", "quantity": -1})
+            ))),
+            "invalid OrderPlaced event: quantity must be a positive integer, got -1"
+        );
+        assert_eq!(
+            reason(classify(&cloud_event(
+                json!({"orderId": "o", "quantity": 1})
+            ))),
+            "invalid OrderPlaced event: itemId is required"
+        );
+    }
+}

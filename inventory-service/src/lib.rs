@@ -1,0 +1,334 @@
+//! `inventory-service`: keeps stock in the Dapr state store and applies `OrderPlaced` events.
+//!
+//! Routes:
+//! - `GET /inventory/{itemId}` → `{"itemId","quantity"}` (0 for an unknown item);
+//!   `POST /inventory/{itemId}` with `{"quantity": n}` sets the stock.
+//! - `GET /inventory/{itemId}/orders/{orderId}` → the recorded outcome of an order.
+//! - `GET /dapr/subscribe` → the subscription to `OrderPlaced` (route `orders`, with a
+//!   dead-letter topic) and to the dead-letter topic itself (route `deadletters`).
+//! - `POST /orders` ← Dapr delivers `OrderPlaced` events; each order is applied exactly once and
+//!   logged as in the tutorial:
+//!   `Processed OrderPlaced event. orderId=order-1001, itemId=item1, ordered=10, remaining=90`.
+//! - `POST /deadletters` ← events Dapr dead-lettered; `GET /deadletters` lists them.
+//!
+//! How stock stays exact under concurrency, redelivery and restarts is in [`store`]; how each
+//! delivery is answered is in [`delivery`].
+
+pub mod config;
+pub mod delivery;
+pub mod store;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use service_kit::events;
+use service_kit::http::{self, HttpConfig};
+use service_kit::input::{self, JsonObject};
+use service_kit::{ApiError, TraceContext};
+
+use crate::config::DEAD_LETTER_TOPIC;
+use crate::delivery::{Delivery, MAX_EVENT_BYTES, Verdict};
+use crate::store::{Applied, DeadLetter, Inventory, MAX_STOCK, Status, StoreError};
+
+/// Largest body accepted by the stock endpoint.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Stock and outcomes in the state store.
+    pub inventory: Inventory,
+    /// Pub/sub component the subscriptions use.
+    pub pubsub_name: String,
+    /// Token check and other HTTP settings.
+    pub http: HttpConfig,
+}
+
+/// The service's routes with the shared middleware.
+pub fn app(state: AppState) -> Router {
+    let http_config = state.http.clone();
+    let routes = Router::new()
+        .route(
+            "/inventory/{item_id}",
+            get(get_stock)
+                .post(set_stock)
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
+        .route("/inventory/{item_id}/orders/{order_id}", get(get_outcome))
+        .route("/dapr/subscribe", get(subscriptions))
+        // Deliveries are read, and size-checked, by the handlers themselves: a body the
+        // extractor refused would be answered 413, which Dapr retries forever.
+        .route(
+            "/orders",
+            post(on_order_placed).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/deadletters",
+            post(on_dead_letter)
+                .get(get_dead_letters)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .with_state(state);
+    http::finish(routes, &http_config)
+}
+
+/// Why an inventory request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request was invalid (4xx).
+    #[error(transparent)]
+    Invalid(#[from] ApiError),
+    /// No outcome is recorded for the order (404).
+    #[error("no outcome is recorded for order {order_id} of item {item_id}")]
+    OutcomeNotFound {
+        /// The item.
+        item_id: String,
+        /// The order.
+        order_id: String,
+    },
+    /// The state store failed or stayed contended (503).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Invalid(e) => e.into_response(),
+            Self::OutcomeNotFound { .. } => ApiError::not_found(self.to_string()).into_response(),
+            Self::Store(StoreError::StateStore(e)) => {
+                tracing::error!("state store request failed: {e}");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "state_store_unavailable",
+                    "reading or writing inventory state failed; try again",
+                )
+                .into_response()
+            }
+            Self::Store(e @ StoreError::Contention { .. }) => {
+                tracing::warn!("{e}");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "contention",
+                    "the item is being updated by too many writers at once; try again",
+                )
+                .into_response()
+            }
+        }
+    }
+}
+
+fn item_id(raw: &str) -> Result<&str, Error> {
+    input::check_identifier("itemId", raw)?;
+    Ok(raw)
+}
+
+/// `GET /inventory/{itemId}`.
+async fn get_stock(
+    State(state): State<AppState>,
+    Path(raw_item): Path<String>,
+    trace: TraceContext,
+) -> Result<Json<Value>, Error> {
+    let item = item_id(&raw_item)?;
+    let quantity = state.inventory.stock(item, &trace).await?;
+    Ok(Json(json!({ "itemId": item, "quantity": quantity })))
+}
+
+/// `POST /inventory/{itemId}` with `{"quantity": n}`.
+async fn set_stock(
+    State(state): State<AppState>,
+    Path(raw_item): Path<String>,
+    trace: TraceContext,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, Error> {
+    let item = item_id(&raw_item)?;
+    let quantity = input::non_negative_integer(&body, "quantity", MAX_STOCK)?;
+    state.inventory.set_stock(item, quantity, &trace).await?;
+    tracing::info!(
+        trace_id = trace.log_field(),
+        "Stock set. itemId={item}, quantity={quantity}"
+    );
+    Ok(Json(json!({ "itemId": item, "quantity": quantity })))
+}
+
+/// `GET /inventory/{itemId}/orders/{orderId}`.
+async fn get_outcome(
+    State(state): State<AppState>,
+    Path((raw_item, raw_order)): Path<(String, String)>,
+    trace: TraceContext,
+) -> Result<Json<Value>, Error> {
+    let item = item_id(&raw_item)?;
+    input::check_identifier("orderId", &raw_order)?;
+    match state.inventory.outcome(item, &raw_order, &trace).await? {
+        Some(outcome) => Ok(Json(json!(outcome))),
+        None => Err(Error::OutcomeNotFound {
+            item_id: item.to_owned(),
+            order_id: raw_order,
+        }),
+    }
+}
+
+/// `GET /dapr/subscribe`: Dapr asks once at start-up what to deliver where.
+async fn subscriptions(State(state): State<AppState>) -> Json<Value> {
+    Json(json!([
+        {
+            "pubsubname": state.pubsub_name,
+            "topic": events::TOPIC,
+            "route": "orders",
+            "deadLetterTopic": DEAD_LETTER_TOPIC,
+        },
+        {
+            "pubsubname": state.pubsub_name,
+            "topic": DEAD_LETTER_TOPIC,
+            "route": "deadletters",
+        },
+    ]))
+}
+
+/// `POST /orders`: one `OrderPlaced` delivery.
+async fn on_order_placed(
+    State(state): State<AppState>,
+    header_trace: TraceContext,
+    body: Body,
+) -> Verdict {
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_EVENT_BYTES).await else {
+        tracing::warn!(
+            trace_id = header_trace.log_field(),
+            "Dropping OrderPlaced event: larger than {MAX_EVENT_BYTES} bytes or unreadable"
+        );
+        return Verdict::Drop(format!(
+            "the event is larger than {MAX_EVENT_BYTES} bytes or unreadable"
+        ));
+    };
+    let (order, event_id, event_trace) = match delivery::classify(&bytes) {
+        Delivery::Order {
+            order,
+            event_id,
+            trace,
+        } => (order, event_id, trace),
+        Delivery::Malformed { reason, event_id } => {
+            tracing::warn!(
+                trace_id = header_trace.log_field(),
+                event_id = event_id.as_deref(),
+                "Dropping malformed OrderPlaced event to {DEAD_LETTER_TOPIC}: {reason}"
+            );
+            return Verdict::Drop(reason);
+        }
+    };
+    // The delivery's own traceparent is a child of the event's; fall back to the event's.
+    let trace = if header_trace.trace_id().is_some() {
+        header_trace
+    } else {
+        event_trace
+    };
+    match state
+        .inventory
+        .apply(&order, event_id.as_deref(), &trace)
+        .await
+    {
+        Ok(Applied {
+            outcome,
+            duplicate: false,
+        }) if outcome.status == Status::Applied => {
+            tracing::info!(
+                trace_id = trace.log_field(),
+                "Processed OrderPlaced event. orderId={}, itemId={}, ordered={}, remaining={}",
+                outcome.order_id,
+                outcome.item_id,
+                outcome.quantity,
+                outcome.remaining
+            );
+            Verdict::Success
+        }
+        Ok(Applied {
+            outcome,
+            duplicate: false,
+        }) => {
+            tracing::warn!(
+                trace_id = trace.log_field(),
+                "Rejected OrderPlaced event. orderId={}, itemId={}, ordered={}, available={}",
+                outcome.order_id,
+                outcome.item_id,
+                outcome.quantity,
+                outcome.remaining
+            );
+            Verdict::Success
+        }
+        Ok(Applied {
+            outcome,
+            duplicate: true,
+        }) => {
+            tracing::info!(
+                trace_id = trace.log_field(),
+                event_id = event_id.as_deref(),
+                "Skipped duplicate OrderPlaced event. orderId={}, itemId={}, already {}",
+                outcome.order_id,
+                outcome.item_id,
+                match outcome.status {
+                    Status::Applied => "applied",
+                    Status::Rejected => "rejected",
+                }
+            );
+            Verdict::Success
+        }
+        Err(e) => {
+            tracing::warn!(
+                trace_id = trace.log_field(),
+                "OrderPlaced event not processed, Dapr will retry it. orderId={}, itemId={}: {e}",
+                order.order_id,
+                order.item_id
+            );
+            Verdict::Retry(e.to_string())
+        }
+    }
+}
+
+/// `POST /deadletters`: an event Dapr moved to the dead-letter topic. It is recorded (and never
+/// dropped: if recording fails, Dapr retries).
+async fn on_dead_letter(State(state): State<AppState>, trace: TraceContext, body: Body) -> Verdict {
+    let bytes = match axum::body::to_bytes(body, MAX_EVENT_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(_) => b"(the dead-lettered event was larger than the limit or unreadable)"[..].into(),
+    };
+    let (event_id, reason) = match delivery::classify(&bytes) {
+        Delivery::Malformed { reason, event_id } => (event_id, reason),
+        Delivery::Order { event_id, .. } => (
+            event_id,
+            "delivery failed and Dapr gave up on it".to_owned(),
+        ),
+    };
+    let letter = DeadLetter::new(event_id, reason, &bytes);
+    match state.inventory.record_dead_letter(&letter, &trace).await {
+        Ok(new) => {
+            if new {
+                tracing::warn!(
+                    trace_id = trace.log_field(),
+                    event_id = letter.event_id.as_deref(),
+                    payload = %letter.payload,
+                    "Recorded dead-lettered OrderPlaced event: {}",
+                    letter.reason
+                );
+            }
+            Verdict::Success
+        }
+        Err(e) => {
+            tracing::error!(
+                payload = %letter.payload,
+                "Dead-lettered event not recorded yet, Dapr will retry it: {e}"
+            );
+            Verdict::Retry(e.to_string())
+        }
+    }
+}
+
+/// `GET /deadletters`: how many events were dead-lettered, and the latest ones.
+async fn get_dead_letters(
+    State(state): State<AppState>,
+    trace: TraceContext,
+) -> Result<Json<Value>, Error> {
+    Ok(Json(json!(state.inventory.dead_letters(&trace).await?)))
+}

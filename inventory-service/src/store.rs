@@ -1,0 +1,584 @@
+//! Stock, order outcomes and dead letters in the Dapr state store, updated with optimistic
+//! concurrency so that concurrent, repeated and retried events leave stock exact.
+//!
+//! # Layout
+//! Each item is one document, key `item:{itemId}`: its stock and the outcomes of its most recent
+//! orders (up to [`RECENT_OUTCOMES`]). When the list is full, the oldest outcome is first written
+//! to its own key, `order:{itemId}:{orderId}`, and only then dropped from the document. So every
+//! decided order is, at every moment, in its item's document, in its own key, or in both.
+//!
+//! Applying an order reads the document (with its ETag), then, unless the order is in the
+//! document, its own key; a known order is a duplicate and changes nothing. Otherwise the new
+//! stock and the order's outcome are written together, as one document, with the ETag that was
+//! read (`first-write`): if anyone wrote the item in between, the write is refused and the
+//! attempt starts over. Reading the document before the order's key matters: whoever moves an
+//! outcome out of the document writes its key first, so a reader that misses the outcome in the
+//! document will find the key.
+//!
+//! # Why one document and not a state transaction
+//! The stock change and the "already applied" record must be written atomically. With Redis,
+//! Dapr's transaction API cannot do that under optimistic concurrency: `state.redis` runs a
+//! transaction as `MULTI`/`EXEC` with one script per key, and Redis does not roll back, so an ETag
+//! mismatch on the stock key still lets the record key be written (components-contrib
+//! `state/redis/redis.go`, `Multi`, which itself warns that "Redis does not support transaction
+//! rollbacks"). A single-key write with an ETag is atomic on every store.
+//!
+//! # Cosmos DB
+//! Every key of an item is read and written with `metadata.partitionKey = itemId`, so an item's
+//! keys share one partition on Azure Cosmos DB (where a plain get would otherwise look in the
+//! partition named after the key). Nothing here needs a cross-partition operation.
+//!
+//! # Creating a document
+//! `first-write` without an ETag means "create only" on both stores, but a lost race shows up
+//! differently: 409 from Cosmos DB, a plain 500 from Redis (its script fails with no ETag to
+//! blame). A failed create is therefore checked by reading the key again.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use service_kit::dapr::{Concurrency, StateWrite, WriteOptions};
+use service_kit::events::OrderPlaced;
+use service_kit::{DaprClient, DaprError, TraceContext};
+use tokio::sync::Mutex;
+
+/// Outcomes kept in an item's document before the oldest moves to its own key.
+pub const RECENT_OUTCOMES: usize = 32;
+/// Dead letters kept in the dead-letter document (the count covers all of them).
+pub const RECENT_DEAD_LETTERS: usize = 100;
+/// Largest stock an item may have.
+pub const MAX_STOCK: u64 = 1_000_000_000;
+/// Writes attempted before giving up on a contended item.
+pub const MAX_ATTEMPTS: u32 = 10;
+/// Key of the dead-letter document.
+pub const DEAD_LETTERS_KEY: &str = "deadletters";
+/// Locks striping items, so one instance never races itself (ETags still guard other instances).
+const LOCK_STRIPES: usize = 64;
+/// Longest payload kept for a dead letter.
+const MAX_DEAD_LETTER_PAYLOAD: usize = 2048;
+
+/// What happened to an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Stock was reduced by the order's quantity.
+    Applied,
+    /// Stock was left alone; `reason` says why.
+    Rejected,
+}
+
+/// The recorded outcome of one order for one item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    /// The order.
+    pub order_id: String,
+    /// The item.
+    pub item_id: String,
+    /// Quantity ordered.
+    pub quantity: u64,
+    /// Applied or rejected.
+    pub status: Status,
+    /// Stock right after this order was decided.
+    pub remaining: u64,
+    /// Why a rejected order was rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The CloudEvent id of the delivery that decided it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+}
+
+/// The stored form of an item.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemDoc {
+    /// Units in stock.
+    pub quantity: u64,
+    /// Outcomes of the latest orders, oldest first.
+    #[serde(default)]
+    pub recent: VecDeque<Outcome>,
+}
+
+/// The result of [`Inventory::apply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The order's outcome: decided now, or earlier for a duplicate.
+    pub outcome: Outcome,
+    /// Whether the order had been decided before (a redelivery or a republish).
+    pub duplicate: bool,
+}
+
+/// An event Dapr dead-lettered, as recorded for operators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    /// The CloudEvent id, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// Why it could not be applied.
+    pub reason: String,
+    /// The start of the event as delivered.
+    pub payload: String,
+    /// When it was recorded, in seconds since the Unix epoch.
+    pub received_at: u64,
+}
+
+impl DeadLetter {
+    /// A dead letter for `payload`, recorded now.
+    pub fn new(event_id: Option<String>, reason: String, payload: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(payload);
+        let payload = match text.char_indices().nth(MAX_DEAD_LETTER_PAYLOAD) {
+            Some((cut, _)) => format!("{}…", &text[..cut]),
+            None => text.into_owned(),
+        };
+        Self {
+            event_id,
+            reason,
+            payload,
+            received_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+}
+
+/// The stored form of the dead-letter record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetters {
+    /// Dead letters recorded since the store was created.
+    pub count: u64,
+    /// The latest ones, oldest first.
+    #[serde(default)]
+    pub recent: VecDeque<DeadLetter>,
+}
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The sidecar or the state store failed, or answered something unreadable.
+    #[error("reading or writing state failed: {0}")]
+    StateStore(#[from] DaprError),
+    /// Other writers changed the key on every attempt.
+    #[error("{attempts} attempts to update {key} lost to concurrent writers")]
+    Contention {
+        /// The key.
+        key: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+}
+
+/// Whether a conditional write went through.
+enum Saved {
+    Yes,
+    Conflict,
+}
+
+/// Inventory state in one Dapr state store.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    dapr: DaprClient,
+    store: Arc<str>,
+    locks: Arc<[Mutex<()>]>,
+}
+
+fn item_key(item_id: &str) -> String {
+    format!("item:{item_id}")
+}
+
+fn order_key(item_id: &str, order_id: &str) -> String {
+    format!("order:{item_id}:{order_id}")
+}
+
+impl Inventory {
+    /// Inventory kept in state store `store` through `dapr`.
+    pub fn new(dapr: DaprClient, store: &str) -> Self {
+        Self {
+            dapr,
+            store: store.into(),
+            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+        }
+    }
+
+    fn lock_for(&self, item_id: &str) -> &Mutex<()> {
+        let mut hasher = DefaultHasher::new();
+        item_id.hash(&mut hasher);
+        // The modulo keeps the index below LOCK_STRIPES, which fits in usize.
+        let stripe = (hasher.finish() % LOCK_STRIPES as u64) as usize;
+        &self.locks[stripe]
+    }
+
+    /// Current stock of `item_id`; 0 for an unknown item.
+    pub async fn stock(&self, item_id: &str, trace: &TraceContext) -> Result<u64, StoreError> {
+        Ok(self
+            .load_item(item_id, trace)
+            .await?
+            .map_or(0, |(doc, _)| doc.quantity))
+    }
+
+    /// Sets the stock of `item_id` to `quantity`, keeping its order history.
+    pub async fn set_stock(
+        &self,
+        item_id: &str,
+        quantity: u64,
+        trace: &TraceContext,
+    ) -> Result<u64, StoreError> {
+        let _guard = self.lock_for(item_id).lock().await;
+        for attempt in 0..MAX_ATTEMPTS {
+            let (mut doc, etag) = self.load_item(item_id, trace).await?.unwrap_or_default();
+            doc.quantity = quantity;
+            match self
+                .save_item(item_id, &doc, etag.as_deref(), trace)
+                .await?
+            {
+                Saved::Yes => return Ok(quantity),
+                Saved::Conflict => {
+                    tracing::debug!(item_id, attempt, "write conflict on the item, trying again");
+                    backoff(attempt).await;
+                }
+            }
+        }
+        Err(StoreError::Contention {
+            key: item_key(item_id),
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// Applies `order` exactly once: stock goes down by its quantity if there is enough, else
+    /// the order is rejected; either way the outcome is recorded with the stock change. An
+    /// order already decided is reported as a duplicate and changes nothing.
+    pub async fn apply(
+        &self,
+        order: &OrderPlaced,
+        event_id: Option<&str>,
+        trace: &TraceContext,
+    ) -> Result<Applied, StoreError> {
+        let item_id = order.item_id.as_str();
+        let _guard = self.lock_for(item_id).lock().await;
+        for attempt in 0..MAX_ATTEMPTS {
+            let (mut doc, etag) = self.load_item(item_id, trace).await?.unwrap_or_default();
+            if let Some(known) = self
+                .find_outcome(&doc, item_id, &order.order_id, trace)
+                .await?
+            {
+                return Ok(Applied {
+                    outcome: known,
+                    duplicate: true,
+                });
+            }
+            let outcome = decide(order, doc.quantity, event_id);
+            doc.quantity = outcome.remaining;
+            doc.recent.push_back(outcome.clone());
+            while doc.recent.len() > RECENT_OUTCOMES {
+                if let Some(oldest) = doc.recent.pop_front() {
+                    // Written before the document that drops it; see the module docs.
+                    self.save_outcome(&oldest, trace).await?;
+                }
+            }
+            match self
+                .save_item(item_id, &doc, etag.as_deref(), trace)
+                .await?
+            {
+                Saved::Yes => {
+                    return Ok(Applied {
+                        outcome,
+                        duplicate: false,
+                    });
+                }
+                Saved::Conflict => {
+                    tracing::debug!(item_id, attempt, "write conflict on the item, trying again");
+                    backoff(attempt).await;
+                }
+            }
+        }
+        Err(StoreError::Contention {
+            key: item_key(item_id),
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// The recorded outcome of `order_id` for `item_id`, if it was decided.
+    pub async fn outcome(
+        &self,
+        item_id: &str,
+        order_id: &str,
+        trace: &TraceContext,
+    ) -> Result<Option<Outcome>, StoreError> {
+        let doc = self
+            .load_item(item_id, trace)
+            .await?
+            .map(|(doc, _)| doc)
+            .unwrap_or_default();
+        self.find_outcome(&doc, item_id, order_id, trace).await
+    }
+
+    /// Records a dead letter; false when one with the same event id is already recorded
+    /// (Dapr redelivered it).
+    pub async fn record_dead_letter(
+        &self,
+        letter: &DeadLetter,
+        trace: &TraceContext,
+    ) -> Result<bool, StoreError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let (mut doc, etag) = self.load_dead_letters(trace).await?.unwrap_or_default();
+            if letter.event_id.is_some() && doc.recent.iter().any(|d| d.event_id == letter.event_id)
+            {
+                return Ok(false);
+            }
+            doc.count += 1;
+            doc.recent.push_back(letter.clone());
+            while doc.recent.len() > RECENT_DEAD_LETTERS {
+                doc.recent.pop_front();
+            }
+            let value = to_value(&doc)?;
+            match self
+                .save(DEAD_LETTERS_KEY, value, etag.as_deref(), None, trace)
+                .await?
+            {
+                Saved::Yes => return Ok(true),
+                Saved::Conflict => backoff(attempt).await,
+            }
+        }
+        Err(StoreError::Contention {
+            key: DEAD_LETTERS_KEY.to_owned(),
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// The dead-letter record.
+    pub async fn dead_letters(&self, trace: &TraceContext) -> Result<DeadLetters, StoreError> {
+        Ok(self
+            .load_dead_letters(trace)
+            .await?
+            .map(|(doc, _)| doc)
+            .unwrap_or_default())
+    }
+
+    async fn find_outcome(
+        &self,
+        doc: &ItemDoc,
+        item_id: &str,
+        order_id: &str,
+        trace: &TraceContext,
+    ) -> Result<Option<Outcome>, StoreError> {
+        if let Some(known) = doc.recent.iter().find(|o| o.order_id == order_id) {
+            return Ok(Some(known.clone()));
+        }
+        let entry = self
+            .dapr
+            .get_state::<Outcome>(
+                &self.store,
+                &order_key(item_id, order_id),
+                &[("partitionKey", item_id)],
+                trace,
+            )
+            .await?;
+        Ok(entry.map(|e| e.value))
+    }
+
+    async fn save_outcome(
+        &self,
+        outcome: &Outcome,
+        trace: &TraceContext,
+    ) -> Result<(), StoreError> {
+        let key = order_key(&outcome.item_id, &outcome.order_id);
+        let metadata = BTreeMap::from([("partitionKey", outcome.item_id.as_str())]);
+        let write = StateWrite {
+            key: &key,
+            value: to_value(outcome)?,
+            etag: None,
+            options: None,
+            metadata,
+        };
+        self.dapr.save_state(&self.store, &[write], trace).await?;
+        Ok(())
+    }
+
+    async fn load_item(
+        &self,
+        item_id: &str,
+        trace: &TraceContext,
+    ) -> Result<Option<(ItemDoc, Option<String>)>, StoreError> {
+        let entry = self
+            .dapr
+            .get_state::<ItemDoc>(
+                &self.store,
+                &item_key(item_id),
+                &[("partitionKey", item_id)],
+                trace,
+            )
+            .await?;
+        Ok(entry.map(|e| (e.value, e.etag)))
+    }
+
+    async fn save_item(
+        &self,
+        item_id: &str,
+        doc: &ItemDoc,
+        etag: Option<&str>,
+        trace: &TraceContext,
+    ) -> Result<Saved, StoreError> {
+        self.save(
+            &item_key(item_id),
+            to_value(doc)?,
+            etag,
+            Some(item_id),
+            trace,
+        )
+        .await
+    }
+
+    async fn load_dead_letters(
+        &self,
+        trace: &TraceContext,
+    ) -> Result<Option<(DeadLetters, Option<String>)>, StoreError> {
+        let entry = self
+            .dapr
+            .get_state::<DeadLetters>(&self.store, DEAD_LETTERS_KEY, &[], trace)
+            .await?;
+        Ok(entry.map(|e| (e.value, e.etag)))
+    }
+
+    /// A `first-write` save: with an ETag it updates only that version; without one it only
+    /// creates. A refused write is [`Saved::Conflict`].
+    async fn save(
+        &self,
+        key: &str,
+        value: Value,
+        etag: Option<&str>,
+        partition: Option<&str>,
+        trace: &TraceContext,
+    ) -> Result<Saved, StoreError> {
+        let metadata: BTreeMap<&str, &str> =
+            partition.map(|p| ("partitionKey", p)).into_iter().collect();
+        let write = StateWrite {
+            key,
+            value,
+            etag,
+            options: Some(WriteOptions {
+                concurrency: Concurrency::FirstWrite,
+            }),
+            metadata: metadata.clone(),
+        };
+        match self.dapr.save_state(&self.store, &[write], trace).await {
+            Ok(()) => Ok(Saved::Yes),
+            Err(e) if e.is_conflict() => Ok(Saved::Conflict),
+            Err(e) if etag.is_none() => {
+                // A create that lost a race fails with 500 on Redis: it is a conflict if the
+                // key exists now.
+                let metadata: Vec<(&str, &str)> = metadata.into_iter().collect();
+                let exists = self
+                    .dapr
+                    .get_state::<Value>(&self.store, key, &metadata, trace)
+                    .await?
+                    .is_some();
+                if exists {
+                    Ok(Saved::Conflict)
+                } else {
+                    Err(e.into())
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Decides `order` against `stock`: applied when there is enough, else rejected.
+fn decide(order: &OrderPlaced, stock: u64, event_id: Option<&str>) -> Outcome {
+    let (status, remaining, reason) = if order.quantity <= stock {
+        (Status::Applied, stock - order.quantity, None)
+    } else {
+        (
+            Status::Rejected,
+            stock,
+            Some(format!(
+                "insufficient stock: ordered {}, available {stock}",
+                order.quantity
+            )),
+        )
+    };
+    Outcome {
+        order_id: order.order_id.clone(),
+        item_id: order.item_id.clone(),
+        quantity: order.quantity,
+        status,
+        remaining,
+        reason,
+        event_id: event_id.map(str::to_owned),
+    }
+}
+
+fn to_value(v: &impl Serialize) -> Result<Value, StoreError> {
+    serde_json::to_value(v).map_err(|source| {
+        StoreError::StateStore(DaprError::Decode {
+            url: "state value".to_owned(),
+            source,
+        })
+    })
+}
+
+/// Waits a little before the next attempt: longer each time, with jitter so that competing
+/// instances fall out of step.
+async fn backoff(attempt: u32) {
+    let jitter = u64::from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+            % 10,
+    );
+    let millis = 5 * u64::from(attempt + 1) + jitter;
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(quantity: u64) -> OrderPlaced {
+        OrderPlaced {
+            order_id: "o1".to_owned(),
+            item_id: "item1".to_owned(),
+            quantity,
+        }
+    }
+
+    #[test]
+    fn an_order_within_stock_is_applied() {
+        let outcome = decide(&order(10), 100, Some("e1"));
+        assert_eq!(outcome.status, Status::Applied);
+        assert_eq!(outcome.remaining, 90);
+        assert_eq!(outcome.reason, None);
+        assert_eq!(outcome.event_id.as_deref(), Some("e1"));
+    }
+
+    #[test]
+    fn an_order_for_all_the_stock_is_applied_and_one_more_is_rejected() {
+        assert_eq!(decide(&order(5), 5, None).remaining, 0);
+        let rejected = decide(&order(6), 5, None);
+        assert_eq!(rejected.status, Status::Rejected);
+        assert_eq!(rejected.remaining, 5);
+        assert_eq!(
+            rejected.reason.as_deref(),
+            Some("insufficient stock: ordered 6, available 5")
+        );
+    }
+
+    #[test]
+    fn dead_letter_payloads_are_cut_to_a_bounded_size() {
+        let letter = DeadLetter::new(None, "r".to_owned(), "é".repeat(5000).as_bytes());
+        assert_eq!(letter.payload.chars().count(), MAX_DEAD_LETTER_PAYLOAD + 1);
+    }
+
+    #[test]
+    fn outcomes_serialize_in_camel_case_without_empty_fields() {
+        let v = serde_json::to_value(decide(&order(1), 3, None)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"orderId":"o1","itemId":"item1","quantity":1,"status":"applied","remaining":2})
+        );
+    }
+}

@@ -1,0 +1,551 @@
+//! The exact state requests `inventory-service` sends, and how it answers Dapr for each answer
+//! of the state store, against a `wiremock` stand-in for the sidecar's state API. (The real
+//! sidecar and Redis are exercised by the end-to-end tests.)
+
+// Test code: a failed unwrap is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use inventory_service::store::{Inventory, RECENT_OUTCOMES};
+use inventory_service::{AppState, app};
+use serde_json::{Value, json};
+use service_kit::DaprClient;
+use service_kit::dapr::DaprConfig;
+use service_kit::http::HttpConfig;
+use tower::ServiceExt;
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, MockServer, Request as Seen, ResponseTemplate};
+
+const ITEM_PATH: &str = "/v1.0/state/statestore/item%3Aitem1";
+const ORDER_PATH: &str = "/v1.0/state/statestore/order%3Aitem1%3Aorder-1001";
+const SAVE_PATH: &str = "/v1.0/state/statestore";
+
+fn router(sidecar: &MockServer) -> Router {
+    let dapr = DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap();
+    app(AppState {
+        inventory: Inventory::new(dapr, "statestore"),
+        pubsub_name: "pubsub".to_owned(),
+        http: HttpConfig::default(),
+    })
+}
+
+fn cloud_event(data: Value) -> String {
+    json!({
+        "specversion": "1.0", "id": "evt-1", "type": "com.dapr.event.sent", "source": "order-service",
+        "topic": "OrderPlaced", "pubsubname": "pubsub", "datacontenttype": "application/json",
+        "data": data,
+    })
+    .to_string()
+}
+
+fn order_event() -> String {
+    cloud_event(json!({"orderId": "order-1001", "itemId": "item1", "quantity": 10}))
+}
+
+async fn send(router: Router, req: Request<Body>) -> (StatusCode, Value) {
+    let resp = router.oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn deliver(sidecar: &MockServer, body: String) -> (StatusCode, Value) {
+    let req = Request::post("/orders")
+        .header(header::CONTENT_TYPE, "application/cloudevents+json")
+        .body(Body::from(body))
+        .unwrap();
+    send(router(sidecar), req).await
+}
+
+/// A GET of `path` answering `doc` with ETag `etag`.
+async fn stored(sidecar: &MockServer, at: &str, doc: Value, etag: &str) {
+    Mock::given(method("GET"))
+        .and(path(at))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("etag", etag)
+                .set_body_json(doc),
+        )
+        .mount(sidecar)
+        .await;
+}
+
+/// A GET of `path` answering 204, Dapr's "no such key".
+async fn missing(sidecar: &MockServer, at: &str) {
+    Mock::given(method("GET"))
+        .and(path(at))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(sidecar)
+        .await;
+}
+
+async fn saves(sidecar: &MockServer) -> Vec<Value> {
+    sidecar
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method.as_str() == "POST" && r.url.path() == SAVE_PATH)
+        .map(|r: &Seen| serde_json::from_slice(&r.body).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_order_is_applied_with_one_conditional_write_of_stock_and_outcome() {
+    let sidecar = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(ITEM_PATH))
+        .and(query_param("metadata.partitionKey", "item1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("etag", "3")
+                .set_body_json(json!({"quantity": 100, "recent": []})),
+        )
+        .expect(1)
+        .mount(&sidecar)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(ORDER_PATH))
+        .and(query_param("metadata.partitionKey", "item1"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&sidecar)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(SAVE_PATH))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&sidecar)
+        .await;
+
+    let (status, body) = deliver(&sidecar, order_event()).await;
+
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"status": "SUCCESS"}));
+    assert_eq!(
+        saves(&sidecar).await,
+        [json!([{
+            "key": "item:item1",
+            "value": {"quantity": 90, "recent": [{
+                "orderId": "order-1001", "itemId": "item1", "quantity": 10,
+                "status": "applied", "remaining": 90, "eventId": "evt-1"
+            }]},
+            "etag": "3",
+            "options": {"concurrency": "first-write"},
+            "metadata": {"partitionKey": "item1"}
+        }])]
+    );
+}
+
+#[tokio::test]
+async fn a_409_conflict_rereads_and_writes_again() {
+    let sidecar = MockServer::start().await;
+    stored(&sidecar, ITEM_PATH, json!({"quantity": 100}), "3").await;
+    missing(&sidecar, ORDER_PATH).await;
+    Mock::given(method("POST"))
+        .and(path(SAVE_PATH))
+        .respond_with(ResponseTemplate::new(409).set_body_json(
+            json!({"errorCode": "ERR_STATE_SAVE", "message": "possible etag mismatch"}),
+        ))
+        .up_to_n_times(2)
+        .mount(&sidecar)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(SAVE_PATH))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&sidecar)
+        .await;
+
+    let (status, body) = deliver(&sidecar, order_event()).await;
+
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"status": "SUCCESS"}))
+    );
+    assert_eq!(saves(&sidecar).await.len(), 3);
+    let item_reads = sidecar
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method.as_str() == "GET" && r.url.path() == ITEM_PATH)
+        .count();
+    assert_eq!(item_reads, 3, "every attempt starts from a fresh read");
+}
+
+#[tokio::test]
+async fn conflicts_on_every_attempt_end_in_a_retry_for_dapr() {
+    let sidecar = MockServer::start().await;
+    stored(&sidecar, ITEM_PATH, json!({"quantity": 100}), "3").await;
+    missing(&sidecar, ORDER_PATH).await;
+    Mock::given(method("POST"))
+        .and(path(SAVE_PATH))
+        .respond_with(ResponseTemplate::new(409))
+        .mount(&sidecar)
+        .await;
+
+    let (status, body) = deliver(&sidecar, order_event()).await;
+
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["status"], "RETRY");
+    assert_eq!(saves(&sidecar).await.len(), 10);
+}
+
+#[tokio::test]
+async fn a_state_store_failure_is_answered_with_a_retry() {
+    for failing in ["read", "write"] {
+        let sidecar = MockServer::start().await;
+        if failing == "read" {
+            Mock::given(method("GET"))
+                .respond_with(ResponseTemplate::new(500).set_body_json(
+                    json!({"errorCode": "ERR_STATE_GET", "message": "connection refused"}),
+                ))
+                .mount(&sidecar)
+                .await;
+        } else {
+            stored(&sidecar, ITEM_PATH, json!({"quantity": 100}), "3").await;
+            missing(&sidecar, ORDER_PATH).await;
+            Mock::given(method("POST"))
+                .respond_with(ResponseTemplate::new(500))
+                .mount(&sidecar)
+                .await;
+        }
+
+        let (status, body) = deliver(&sidecar, order_event()).await;
+
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{failing}");
+        assert_eq!(body["status"], "RETRY", "{failing}");
+    }
+}
+
+#[tokio::test]
+async fn a_known_order_is_a_duplicate_and_writes_nothing() {
+    let sidecar = MockServer::start().await;
+    let known = json!({"orderId": "order-1001", "itemId": "item1", "quantity": 10, "status": "applied", "remaining": 90});
+    stored(
+        &sidecar,
+        ITEM_PATH,
+        json!({"quantity": 90, "recent": [known]}),
+        "4",
+    )
+    .await;
+
+    let (status, body) = deliver(&sidecar, order_event()).await;
+
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"status": "SUCCESS"}))
+    );
+    assert!(saves(&sidecar).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_order_recorded_in_its_own_key_is_a_duplicate_too() {
+    let sidecar = MockServer::start().await;
+    stored(
+        &sidecar,
+        ITEM_PATH,
+        json!({"quantity": 90, "recent": []}),
+        "9",
+    )
+    .await;
+    stored(
+        &sidecar,
+        ORDER_PATH,
+        json!({"orderId": "order-1001", "itemId": "item1", "quantity": 10, "status": "applied", "remaining": 90}),
+        "1",
+    )
+    .await;
+
+    let (status, _) = deliver(&sidecar, order_event()).await;
+
+    assert_eq!(status, StatusCode::OK);
+    assert!(saves(&sidecar).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_order_larger_than_the_stock_is_recorded_as_rejected_and_stock_is_kept() {
+    let sidecar = MockServer::start().await;
+    stored(&sidecar, ITEM_PATH, json!({"quantity": 4}), "2").await;
+    missing(&sidecar, ORDER_PATH).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&sidecar)
+        .await;
+
+    let (status, _) = deliver(&sidecar, order_event()).await;
+
+    assert_eq!(status, StatusCode::OK);
+    let saved = &saves(&sidecar).await[0][0];
+    assert_eq!(saved["value"]["quantity"], 4);
+    assert_eq!(saved["value"]["recent"][0]["status"], "rejected");
+    assert_eq!(
+        saved["value"]["recent"][0]["reason"],
+        "insufficient stock: ordered 10, available 4"
+    );
+}
+
+#[tokio::test]
+async fn a_new_item_is_created_write_once_and_a_lost_create_race_is_retried_with_the_etag() {
+    let sidecar = MockServer::start().await;
+    // First read: no such key. After the failed create, the key exists (someone else made it).
+    Mock::given(method("GET"))
+        .and(path(ITEM_PATH))
+        .respond_with(ResponseTemplate::new(204))
+        .up_to_n_times(1)
+        .mount(&sidecar)
+        .await;
+    stored(&sidecar, ITEM_PATH, json!({"quantity": 50}), "1").await;
+    missing(&sidecar, ORDER_PATH).await;
+    // Redis refuses a lost create with a plain 500, not 409.
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500).set_body_json(
+            json!({"errorCode": "ERR_STATE_SAVE", "message": "failed to set key item:item1"}),
+        ))
+        .up_to_n_times(1)
+        .mount(&sidecar)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&sidecar)
+        .await;
+
+    let (status, _) = deliver(&sidecar, order_event()).await;
+
+    assert_eq!(status, StatusCode::OK);
+    let saves = saves(&sidecar).await;
+    assert_eq!(saves.len(), 2);
+    assert!(
+        saves[0][0].get("etag").is_none(),
+        "a create carries no ETag"
+    );
+    assert_eq!(saves[0][0]["options"]["concurrency"], "first-write");
+    assert_eq!(saves[1][0]["etag"], "1");
+    assert_eq!(saves[1][0]["value"]["quantity"], 40);
+}
+
+#[tokio::test]
+async fn when_the_document_is_full_the_oldest_outcome_is_written_to_its_own_key_first() {
+    let sidecar = MockServer::start().await;
+    let recent: Vec<Value> = (0..RECENT_OUTCOMES)
+        .map(|i| json!({"orderId": format!("old-{i}"), "itemId": "item1", "quantity": 1, "status": "applied", "remaining": 100}))
+        .collect();
+    stored(
+        &sidecar,
+        ITEM_PATH,
+        json!({"quantity": 100, "recent": recent}),
+        "7",
+    )
+    .await;
+    missing(&sidecar, ORDER_PATH).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&sidecar)
+        .await;
+
+    let (status, _) = deliver(&sidecar, order_event()).await;
+
+    assert_eq!(status, StatusCode::OK);
+    let saves = saves(&sidecar).await;
+    assert_eq!(saves.len(), 2);
+    assert_eq!(saves[0][0]["key"], "order:item1:old-0");
+    assert_eq!(saves[0][0]["metadata"]["partitionKey"], "item1");
+    assert_eq!(saves[1][0]["key"], "item:item1");
+    let kept = saves[1][0]["value"]["recent"].as_array().unwrap();
+    assert_eq!(kept.len(), RECENT_OUTCOMES);
+    assert_eq!(kept[0]["orderId"], "old-1");
+    assert_eq!(kept[RECENT_OUTCOMES - 1]["orderId"], "order-1001");
+}
+
+#[tokio::test]
+async fn malformed_deliveries_are_dropped_without_touching_state() {
+    let sidecar = MockServer::start().await;
+    for body in [
+        "not json".to_owned(),
+        cloud_event(json!("a string")),
+        cloud_event(json!({"orderId": "o", "itemId": "item1", "quantity": 0})),
+        cloud_event(json!({"orderId": "o", "itemId": "bad id", "quantity": 1})),
+    ] {
+        let (status, answer) = deliver(&sidecar, body.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(answer["status"], "DROP", "{body}");
+        assert!(answer["reason"].as_str().is_some_and(|r| !r.is_empty()));
+    }
+    assert!(sidecar.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_recorded_once_even_when_delivered_twice() {
+    let sidecar = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/state/statestore/deadletters"))
+        .respond_with(ResponseTemplate::new(204))
+        .up_to_n_times(1)
+        .mount(&sidecar)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&sidecar)
+        .await;
+    let body = cloud_event(json!("garbage"));
+    let req = || {
+        Request::post("/deadletters")
+            .header(header::CONTENT_TYPE, "application/cloudevents+json")
+            .body(Body::from(body.clone()))
+            .unwrap()
+    };
+
+    let (status, answer) = send(router(&sidecar), req()).await;
+    assert_eq!(
+        (status, answer["status"].clone()),
+        (StatusCode::OK, json!("SUCCESS"))
+    );
+    let saved = saves(&sidecar).await[0][0].clone();
+    assert_eq!(saved["key"], "deadletters");
+    assert_eq!(saved["value"]["count"], 1);
+    assert_eq!(saved["value"]["recent"][0]["eventId"], "evt-1");
+    assert_eq!(
+        saved["value"]["recent"][0]["reason"],
+        "the event's data is text, not a JSON object"
+    );
+
+    // Redelivered: the record already holds it.
+    stored(
+        &sidecar,
+        "/v1.0/state/statestore/deadletters",
+        saved["value"].clone(),
+        "1",
+    )
+    .await;
+    let (status, _) = send(router(&sidecar), req()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(saves(&sidecar).await.len(), 1);
+}
+
+#[tokio::test]
+async fn stock_reads_and_writes() {
+    let sidecar = MockServer::start().await;
+    missing(&sidecar, ITEM_PATH).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&sidecar)
+        .await;
+
+    let (status, body) = send(
+        router(&sidecar),
+        Request::get("/inventory/item1")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"itemId": "item1", "quantity": 0}))
+    );
+
+    let set = Request::post("/inventory/item1")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"quantity": 100}"#))
+        .unwrap();
+    let (status, body) = send(router(&sidecar), set).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"itemId": "item1", "quantity": 100}))
+    );
+    let saved = &saves(&sidecar).await[0][0];
+    assert_eq!(saved["value"], json!({"quantity": 100, "recent": []}));
+    assert_eq!(saved["options"]["concurrency"], "first-write");
+}
+
+#[tokio::test]
+async fn bad_stock_requests_are_4xx_and_touch_nothing() {
+    let sidecar = MockServer::start().await;
+    let cases = [
+        (
+            "/inventory/item1",
+            r#"{"quantity": -1}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("quantity"),
+        ),
+        (
+            "/inventory/item1",
+            r#"{"quantity": 1.5}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("quantity"),
+        ),
+        (
+            "/inventory/item1",
+            r#"{"quantity": 1000000001}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("quantity"),
+        ),
+        (
+            "/inventory/item1",
+            r#"{}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("quantity"),
+        ),
+        ("/inventory/item1", "{", StatusCode::BAD_REQUEST, None),
+        (
+            "/inventory/bad%20item",
+            r#"{"quantity": 1}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("itemId"),
+        ),
+    ];
+    for (uri, body, want, field) in cases {
+        let req = Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let (status, answer) = send(router(&sidecar), req).await;
+        assert_eq!(status, want, "{uri} {body}: {answer}");
+        assert_eq!(answer["field"].as_str(), field, "{uri} {body}");
+    }
+    assert!(sidecar.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_unknown_order_outcome_is_404() {
+    let sidecar = MockServer::start().await;
+    missing(&sidecar, ITEM_PATH).await;
+    missing(&sidecar, ORDER_PATH).await;
+
+    let (status, body) = send(
+        router(&sidecar),
+        Request::get("/inventory/item1/orders/order-1001")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        body["message"],
+        "no outcome is recorded for order order-1001 of item item1"
+    );
+}
+
+#[tokio::test]
+async fn the_subscription_matches_the_tutorial_plus_a_dead_letter_topic() {
+    let sidecar = MockServer::start().await;
+    let (status, body) = send(
+        router(&sidecar),
+        Request::get("/dapr/subscribe").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!([
+            {"pubsubname": "pubsub", "topic": "OrderPlaced", "route": "orders", "deadLetterTopic": "OrderPlaced-deadletter"},
+            {"pubsubname": "pubsub", "topic": "OrderPlaced-deadletter", "route": "deadletters"}
+        ])
+    );
+}
