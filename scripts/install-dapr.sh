@@ -177,9 +177,11 @@ else
   say "daprd: installed $RUNTIME_VERSION into $DAPR_HOME/bin"
 fi
 
-# The CLI: reuse one on PATH, else install it next to the runtime from the cache.
-if command -v dapr >/dev/null && [[ "$(command -v dapr)" != "$DAPR_HOME/bin/dapr" ]]; then
+# The CLI: reuse one on PATH or next to the runtime, else install it there from the cache.
+if command -v dapr >/dev/null; then
   say "dapr CLI: using $(command -v dapr) ($(cli_version dapr))"
+elif [[ -x "$DAPR_HOME/bin/dapr" ]]; then
+  say "dapr CLI: using $DAPR_HOME/bin/dapr ($(cli_version "$DAPR_HOME/bin/dapr"))"
 else
   [[ -x "$CLI_DIR/bin/dapr" ]] || build_cli
   install_binary "$CLI_DIR/bin/dapr" "$DAPR_HOME/bin/dapr"

@@ -88,6 +88,8 @@ impl Checkout {
     /// Sends one order and logs the outcome; true when the callee answered 2xx.
     pub async fn place_order(&self, order_id: u64) -> bool {
         let order = json!({ "orderId": order_id });
+        // Each order starts a trace, so order-processor's log line carries the same trace id.
+        let trace = TraceContext::new_root();
         let result = self
             .client
             .invoke_via_proxy(
@@ -95,30 +97,34 @@ impl Checkout {
                 &self.config.target_app_id,
                 "/orders",
                 Some(&order),
-                &TraceContext::default(),
+                &trace,
             )
             .await;
         match result {
             Ok(_) => {
-                tracing::info!("Order passed: {order}");
+                tracing::info!(trace_id = trace.log_field(), "Order passed: {order}");
                 true
             }
             Err(error) => {
-                self.log_failure(&order, &error);
+                self.log_failure(&order, &error, &trace);
                 false
             }
         }
     }
 
-    fn log_failure(&self, order: &serde_json::Value, error: &DaprError) {
+    fn log_failure(&self, order: &serde_json::Value, error: &DaprError, trace: &TraceContext) {
         let target = &self.config.target_app_id;
         match error {
             DaprError::Status { status, body, .. } => tracing::warn!(
+                trace_id = trace.log_field(),
                 status = status.as_u16(),
                 %body,
                 "Order failed: {order}: {target} answered {status}"
             ),
-            other => tracing::warn!("Order failed: {order}: {other}"),
+            other => tracing::warn!(
+                trace_id = trace.log_field(),
+                "Order failed: {order}: {other}"
+            ),
         }
     }
 }

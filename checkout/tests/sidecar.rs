@@ -71,6 +71,12 @@ async fn each_order_is_a_proxied_post_to_orders_with_the_app_id_header() {
     );
     // The tutorial's HTTP proxying form, not /v1.0/invoke, and no token when none is set.
     assert!(requests.iter().all(|r| r.url.path() == "/orders"));
+    // Each order starts its own W3C trace.
+    let traces: std::collections::HashSet<&str> = requests
+        .iter()
+        .map(|r| r.headers.get("traceparent").unwrap().to_str().unwrap())
+        .collect();
+    assert_eq!(traces.len(), 3);
     assert!(
         requests
             .iter()
@@ -323,7 +329,11 @@ async fn passed_orders_are_logged_with_the_tutorials_line_and_failures_say_what_
         .filter_map(|l| l.find("Order ").map(|i| &l[i..]))
         .collect();
     assert_eq!(lines.len(), 2, "{logs}");
-    assert_eq!(lines[0], r#"Order passed: {"orderId":1}"#);
+    assert!(
+        lines[0].starts_with(r#"Order passed: {"orderId":1} trace_id="#),
+        "{}",
+        lines[0]
+    );
     assert!(
         lines[1].starts_with(r#"Order failed: {"orderId":2}: order-processor answered 500"#),
         "{}",

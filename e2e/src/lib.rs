@@ -299,6 +299,16 @@ impl Proc {
         }
     }
 
+    /// Whether the leader has exited (it may not have been reaped yet).
+    pub fn has_exited(&self) -> bool {
+        match fs::read_to_string(format!("/proc/{}/stat", self.child.id())) {
+            Ok(stat) => stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z')),
+            Err(_) => true,
+        }
+    }
+
     /// The process id of the group leader.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -307,15 +317,66 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        // `dapr run -f` moves itself into a process group of its own, so the groups of all
+        // descendants are collected before anything exits (an orphan loses its ancestry).
+        let groups = self.descendant_groups();
+        let signal_all = |signal| {
+            for pgid in &groups {
+                let _ = killpg(Pid::from_raw(*pgid), signal);
+            }
+        };
         if let Ok(None) = self.child.try_wait() {
-            self.signal(Signal::SIGTERM);
+            signal_all(Signal::SIGTERM);
             if self.wait_exit(Duration::from_secs(5)).is_none() {
-                self.signal(Signal::SIGKILL);
+                signal_all(Signal::SIGKILL);
                 let _ = self.child.wait();
             }
         }
-        // Children that outlived the leader (a sidecar, say) go too.
-        self.signal(Signal::SIGKILL);
+        // Whatever outlived the leader (a sidecar, say) goes too.
+        signal_all(Signal::SIGKILL);
+    }
+}
+
+impl Proc {
+    /// The process groups of this process and all its descendants.
+    fn descendant_groups(&self) -> Vec<i32> {
+        let mut parents: HashMap<i32, Vec<(i32, i32)>> = HashMap::new();
+        for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|p| p.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let Some((_, rest)) = stat.rsplit_once(") ") else {
+                continue;
+            };
+            let mut fields = rest.split_whitespace().skip(1);
+            let (Some(ppid), Some(pgrp)) = (fields.next(), fields.next()) else {
+                continue;
+            };
+            if let (Ok(ppid), Ok(pgrp)) = (ppid.parse(), pgrp.parse()) {
+                parents.entry(ppid).or_default().push((pid, pgrp));
+            }
+        }
+        let Ok(root) = i32::try_from(self.child.id()) else {
+            return Vec::new();
+        };
+        let mut groups = vec![root];
+        let mut queue = vec![root];
+        while let Some(pid) = queue.pop() {
+            for (child, pgrp) in parents.get(&pid).into_iter().flatten() {
+                queue.push(*child);
+                if !groups.contains(pgrp) {
+                    groups.push(*pgrp);
+                }
+            }
+        }
+        groups
     }
 }
 
@@ -570,10 +631,16 @@ pub fn components_with(edit: impl Fn(&str, String) -> String) -> tempfile::TempD
 /// Runs a shell command from the repository root (a README `curl`, say) and returns what it
 /// printed on stdout.
 pub fn shell_output(command: &str) -> String {
+    shell_output_with(command, &[])
+}
+
+/// [`shell_output`] with extra environment variables.
+pub fn shell_output_with(command: &str, envs: &[(&str, &str)]) -> String {
     let out = Command::new("bash")
         .args(["-c", command])
         .current_dir(repo_root())
         .env("PATH", search_path())
+        .envs(envs.iter().copied())
         .output()
         .expect("bash runs");
     assert!(

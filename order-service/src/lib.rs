@@ -103,6 +103,8 @@ async fn place_order(
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, Error> {
     let event = OrderPlaced::from_json(&body)?;
+    // Continue the caller's trace, or start one, so inventory-service logs the same trace id.
+    let trace = trace.or_new_root();
     if let Err(e) = state
         .dapr
         .publish(&state.pubsub_name, events::TOPIC, &event, &trace)

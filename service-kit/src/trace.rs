@@ -48,6 +48,30 @@ impl TraceContext {
         }
     }
 
+    /// A new trace with a random id, for a call that starts one (an order `checkout` sends, or
+    /// one that reached `order-service` without a trace). W3C version 00, sampled.
+    pub fn new_root() -> Self {
+        let traceparent = format!(
+            "00-{:016x}{:016x}-{:016x}-01",
+            random_u64(),
+            random_u64() | 1,
+            random_u64() | 1
+        );
+        Self {
+            traceparent: HeaderValue::from_str(&traceparent).ok(),
+            tracestate: None,
+        }
+    }
+
+    /// This context if it carries a trace, else a new root.
+    pub fn or_new_root(self) -> Self {
+        if self.traceparent.is_some() {
+            self
+        } else {
+            Self::new_root()
+        }
+    }
+
     /// The 32-hex-digit trace id, if there is a trace.
     pub fn trace_id(&self) -> Option<&str> {
         let tp = self.traceparent.as_ref()?.to_str().ok()?;
@@ -70,6 +94,20 @@ impl TraceContext {
         }
         request
     }
+}
+
+/// 64 random bits for trace and span ids (unique, not secret): the standard library's
+/// randomly keyed hasher over a counter and the clock.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(now.as_nanos());
+    }
+    hasher.finish()
 }
 
 /// Whether `value` is a W3C `traceparent` of version 00 with a non-zero trace id.
@@ -123,6 +161,18 @@ mod tests {
             let ctx = TraceContext::from_headers(&headers);
             assert_eq!(ctx, TraceContext::default(), "{bad}");
         }
+    }
+
+    #[test]
+    fn new_roots_are_valid_and_distinct() {
+        let a = TraceContext::new_root();
+        let b = TraceContext::new_root();
+        let tp = a.traceparent.as_ref().unwrap().to_str().unwrap();
+        assert!(is_valid_traceparent(tp), "{tp}");
+        assert!(tp.ends_with("-01"));
+        assert_ne!(a.trace_id(), b.trace_id());
+        let kept = TraceContext::from_traceparent(TP).or_new_root();
+        assert_eq!(kept.trace_id(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
     }
 
     #[test]

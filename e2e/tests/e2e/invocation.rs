@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use e2e::{Env, Proc, Signal, readme};
 
+use crate::support::trace_id_of;
+
 const START: Duration = Duration::from_secs(90);
 
 /// The order ids in lines like `Order passed: {"orderId":7}` or `Order received: { orderId: 7 }`.
@@ -56,19 +58,25 @@ fn one_round_passes_twenty_orders_that_order_processor_receives_in_order() {
         "{}",
         processor.tail(40)
     );
-    // The exact lines of the tutorial, whatever the log prefix.
+    // The exact lines of the tutorial, whatever the log prefix and the trace id after them.
     assert!(
         checkout
             .lines()
             .iter()
-            .any(|l| l.ends_with(r#"Order passed: {"orderId":1}"#))
+            .any(|l| l.contains(r#"Order passed: {"orderId":1} "#))
     );
     assert!(
         processor
             .lines()
             .iter()
-            .any(|l| l.ends_with("Order received: { orderId: 20 }"))
+            .any(|l| l.contains("Order received: { orderId: 20 } "))
     );
+    // Each order is one trace: checkout starts it, both sidecars carry it to order-processor.
+    for id in [1, 20] {
+        let sent = trace_id_of(&checkout, &format!(r#"Order passed: {{"orderId":{id}}}"#));
+        let received = trace_id_of(&processor, &format!("Order received: {{ orderId: {id} }}"));
+        assert_eq!(sent, received, "order {id}");
+    }
     assert!(checkout.lines_containing("Order failed").is_empty());
     assert!(
         status.is_some(),

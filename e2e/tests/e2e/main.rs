@@ -9,3 +9,4 @@
 mod invocation;
 mod pubsub;
 mod support;
+mod system;

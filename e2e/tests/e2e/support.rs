@@ -46,7 +46,34 @@ async fn answer(resp: reqwest::Result<reqwest::Response>) -> (u16, Value) {
 
 /// `GET url` → (status, JSON body); status 0 when nothing answered.
 pub(crate) fn get_json(url: &str) -> (u16, Value) {
-    RT.block_on(async { answer(CLIENT.get(url).send().await).await })
+    get_json_with(url, None)
+}
+
+/// `GET url` with a `dapr-api-token` header when `token` is given.
+pub(crate) fn get_json_with(url: &str, token: Option<&str>) -> (u16, Value) {
+    let mut request = CLIENT.get(url);
+    if let Some(token) = token {
+        request = request.header("dapr-api-token", token);
+    }
+    RT.block_on(async { answer(request.send().await).await })
+}
+
+/// `POST url` with a JSON body and a `dapr-api-token` header when `token` is given; the status
+/// and the raw body.
+pub(crate) fn post_with(url: &str, body: &Value, token: Option<&str>) -> (u16, String) {
+    let mut request = CLIENT.post(url).json(body);
+    if let Some(token) = token {
+        request = request.header("dapr-api-token", token);
+    }
+    RT.block_on(async {
+        match request.send().await {
+            Ok(resp) => (
+                resp.status().as_u16(),
+                resp.text().await.unwrap_or_default(),
+            ),
+            Err(_) => (0, String::new()),
+        }
+    })
 }
 
 /// `POST url` with a JSON body → (status, JSON body).
@@ -146,8 +173,18 @@ pub(crate) fn wait_for_stock(item: &str, want: u64, timeout: Duration, proc: &Pr
 
 /// Waits until the sidecar at `sidecar` reports its app subscribed to `topic`.
 pub(crate) fn wait_for_subscription(sidecar: &str, topic: &str, proc: &Proc) {
+    wait_for_subscription_with_token(sidecar, topic, proc, None);
+}
+
+/// [`wait_for_subscription`] against a sidecar that requires an API token.
+pub(crate) fn wait_for_subscription_with_token(
+    sidecar: &str,
+    topic: &str,
+    proc: &Proc,
+    token: Option<&str>,
+) {
     let subscribed = wait_until(START, || {
-        let (_, meta) = get_json(&format!("{sidecar}/v1.0/metadata"));
+        let (_, meta) = get_json_with(&format!("{sidecar}/v1.0/metadata"), token);
         meta["subscriptions"]
             .as_array()
             .is_some_and(|subs| subs.iter().any(|s| s["topic"] == topic))
@@ -202,4 +239,24 @@ pub(crate) fn tally_outcomes(item: &str, order_ids: &[String]) -> (usize, usize,
         }
     }
     (applied, rejected, missing)
+}
+
+/// The trace id logged on the line containing `needle`.
+pub(crate) fn trace_id_of(proc: &Proc, needle: &str) -> String {
+    let line = proc
+        .lines_containing(needle)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no line with {needle:?}:\n{}", proc.tail(30)));
+    let id = line
+        .split("trace_id=")
+        .nth(1)
+        .map(|rest| {
+            rest.chars()
+                .take_while(char::is_ascii_hexdigit)
+                .collect::<String>()
+        })
+        .unwrap_or_default();
+    assert_eq!(id.len(), 32, "no trace id in {line:?}");
+    id
 }

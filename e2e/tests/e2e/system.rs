@@ -1,0 +1,236 @@
+//! All four services the way the README runs them: the one run command, the README's `curl`
+//! commands compared with the answers it shows, API tokens on, and stopping cleanly.
+
+use std::time::Duration;
+
+use e2e::{
+    Env, Proc, Signal, log_dir, readme, repo_root, require_tools, serial, shell_output,
+    shell_output_with, wait_until,
+};
+use serde_json::json;
+
+use crate::support::*;
+
+const APP_PORTS: [u16; 4] = [5000, 5001, 5002, 5003];
+const SIDECAR_PORTS: [u16; 4] = [3500, 3501, 3502, 3503];
+
+/// Waits until all four apps answer their health check, all four sidecars are ready, and
+/// inventory-service is subscribed.
+fn wait_for_system(run: &Proc, token: Option<&str>) {
+    for port in APP_PORTS {
+        let up = wait_until(START, || {
+            assert!(
+                !run.has_exited(),
+                "the run command exited:\n{}",
+                run.tail(60)
+            );
+            get_json(&format!("http://localhost:{port}/healthz")).0 == 200
+        });
+        assert!(up, "nothing healthy on port {port}:\n{}", run.tail(60));
+    }
+    for port in SIDECAR_PORTS {
+        let ready = wait_until(START, || {
+            get_json(&format!("http://localhost:{port}/v1.0/healthz")).0 == 204
+        });
+        assert!(ready, "sidecar on {port} not ready:\n{}", run.tail(60));
+    }
+    wait_for_subscription_with_token("http://localhost:3503", "OrderPlaced", run, token);
+    // The CLI's start-up is over only after it has recorded its metadata with the last sidecar;
+    // a signal before that leaves it retrying for a minute (a Dapr CLI 1.16 race).
+    run.wait_for(r#"Started Dapr with app id "inventory-service""#, START);
+}
+
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+fn assert_ports_freed(ports: &[u16], run: &Proc) {
+    for &port in ports {
+        let free = wait_until(Duration::from_secs(20), || port_is_free(port));
+        assert!(
+            free,
+            "port {port} still in use after stopping:\n{}",
+            run.tail(30)
+        );
+    }
+}
+
+#[test]
+fn one_command_runs_everything_the_readme_curls_answer_as_shown_and_dapr_stop_stops_it() {
+    let env = Env::new("system_run_all");
+    let mut run = env.run("run-all", &readme::command("run-all"), &[]);
+    wait_for_system(&run, None);
+
+    // checkout already passes orders to order-processor, one trace per order. (Its first
+    // orders may fail while order-processor is still starting.)
+    run.wait_for_count("Order received: { orderId: ", 2, START);
+    let first_passed = run.lines_containing(r#"Order passed: {"orderId":"#)[0].clone();
+    let id: String = first_passed
+        .split(r#"{"orderId":"#)
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let sent = trace_id_of(&run, &format!(r#"Order passed: {{"orderId":{id}}}"#));
+    let received = trace_id_of(&run, &format!("Order received: {{ orderId: {id} }}"));
+    assert_eq!(
+        sent, received,
+        "checkout and order-processor log the same trace"
+    );
+
+    for step in ["all-set-stock", "all-order-via-sidecar", "all-order-direct"] {
+        readme::matches_json_output(step, &shell_output(&readme::command(step))).unwrap();
+    }
+    for order in ["order-2001", "order-2002"] {
+        run.wait_for(
+            &format!("Processed OrderPlaced event. orderId={order}"),
+            Duration::from_secs(30),
+        );
+    }
+    for step in ["all-get-stock", "all-bad-order"] {
+        readme::matches_json_output(step, &shell_output(&readme::command(step))).unwrap();
+    }
+    // One order, one trace id, from order-service through the broker to inventory-service.
+    for order in ["order-2001", "order-2002"] {
+        let published = trace_id_of(
+            &run,
+            &format!("Published OrderPlaced event. orderId={order},"),
+        );
+        let processed = trace_id_of(
+            &run,
+            &format!("Processed OrderPlaced event. orderId={order},"),
+        );
+        assert_eq!(published, processed, "{order}");
+    }
+
+    shell_output(&readme::command("stop-all"));
+    assert!(
+        run.wait_exit(Duration::from_secs(60)).is_some(),
+        "{}",
+        run.tail(30)
+    );
+    let mut ports = APP_PORTS.to_vec();
+    ports.extend(SIDECAR_PORTS);
+    assert_ports_freed(&ports, &run);
+}
+
+#[test]
+fn with_tokens_on_unauthenticated_calls_get_401_and_the_system_still_works() {
+    let env = Env::new("system_tokens");
+    let dapr_token = "e2e-dapr-token-5f1c0a9e";
+    let app_token = "e2e-app-token-3b7d2e4f";
+    // The README makes random tokens; the test fixes them so that it can use them too.
+    let block = readme::command("run-all-tokens");
+    let command = block
+        .replacen(
+            "\"$(openssl rand -hex 16)\"",
+            &format!("\"{dapr_token}\""),
+            1,
+        )
+        .replacen(
+            "\"$(openssl rand -hex 16)\"",
+            &format!("\"{app_token}\""),
+            1,
+        );
+    assert!(
+        command.contains(dapr_token) && command.contains(app_token),
+        "{block}"
+    );
+    let run = env.run("run-all-tokens", &command, &[]);
+    wait_for_system(&run, Some(dapr_token));
+
+    // checkout → its sidecar (DAPR_API_TOKEN) → order-processor's sidecar → order-processor
+    // (APP_API_TOKEN): still works.
+    run.wait_for_count("Order received: { orderId: ", 2, START);
+
+    // Without the token: the sidecar refuses, and so does the app when called directly.
+    let order = json!({"orderId": "order-3000", "itemId": "item1", "quantity": 1});
+    let (status, _) = post_with(
+        "http://localhost:3502/v1.0/invoke/order-service/method/order",
+        &order,
+        None,
+    );
+    assert_eq!(status, 401, "sidecar without token");
+    readme::matches_json_output(
+        "tokens-direct-refused",
+        &shell_output(&readme::command("tokens-direct-refused")),
+    )
+    .unwrap();
+    assert_eq!(get_json("http://localhost:5003/inventory/item1").0, 401);
+    assert_eq!(
+        get_json("http://localhost:5003/healthz").0,
+        200,
+        "health stays open"
+    );
+
+    // With the token, through the sidecars, end to end (the delivery carries APP_API_TOKEN).
+    let (status, body) = post_with(
+        "http://localhost:3503/v1.0/invoke/inventory-service/method/inventory/item1",
+        &json!({"quantity": 100}),
+        Some(dapr_token),
+    );
+    assert_eq!(status, 200, "{body}");
+    let printed = shell_output_with(
+        &readme::command("tokens-order"),
+        &[("DAPR_API_TOKEN", dapr_token)],
+    );
+    readme::matches_json_output("tokens-order", &printed).unwrap();
+    run.wait_for(
+        "Processed OrderPlaced event. orderId=order-3001, itemId=item1, ordered=1, remaining=99",
+        Duration::from_secs(30),
+    );
+    let (status, stock) = get_json_with(
+        "http://localhost:3503/v1.0/invoke/inventory-service/method/inventory/item1",
+        Some(dapr_token),
+    );
+    assert_eq!((status, stock["quantity"].as_u64()), (200, Some(99)));
+}
+
+#[test]
+fn run_sh_starts_redis_and_the_control_plane_when_missing_and_ctrl_c_stops_everything() {
+    // No Env: on this "bare machine" nothing listens on 6379, 50005 or 50006 yet.
+    let _serial = serial();
+    require_tools();
+    e2e::build_services();
+    let logs = log_dir("system_run_sh_bare");
+    for (port, what) in [(6379, "Redis"), (50005, "placement"), (50006, "scheduler")] {
+        e2e::require_free_port(port, what);
+    }
+    let mut run = Proc::shell(
+        "run-sh",
+        &readme::command("run-all"),
+        &repo_root(),
+        &[],
+        &logs,
+    );
+    wait_for_system(&run, None);
+    run.wait_for("Redis: starting redis-server", Duration::from_secs(1));
+
+    assert_eq!(
+        post_json(
+            "http://localhost:5003/inventory/item9",
+            &json!({"quantity": 5})
+        )
+        .0,
+        200
+    );
+    let order = json!({"orderId": "order-4001", "itemId": "item9", "quantity": 1});
+    assert_eq!(post_json("http://localhost:5002/order", &order).0, 200);
+    run.wait_for(
+        "Processed OrderPlaced event. orderId=order-4001",
+        Duration::from_secs(30),
+    );
+
+    // Ctrl-C in the terminal: SIGINT to the foreground process group.
+    run.signal(Signal::SIGINT);
+    assert!(
+        run.wait_exit(Duration::from_secs(60)).is_some(),
+        "{}",
+        run.tail(30)
+    );
+    let mut ports = vec![6379, 50005, 50006];
+    ports.extend(APP_PORTS);
+    ports.extend(SIDECAR_PORTS);
+    assert_ports_freed(&ports, &run);
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The one run command: starts all four services with their sidecars (`dapr run -f .`) on any
+# machine, Docker or not.
+#
+# After a full `dapr init` (Docker), Redis, placement and scheduler already run and this is the
+# same as typing `dapr run -f .`. On a machine without them, it first installs what is missing
+# (scripts/install-dapr.sh builds Dapr from its Go modules; redis-server comes from Debian
+# packages) and starts Redis on localhost:6379, placement on 50005 and scheduler on 50006, the
+# addresses `dapr init` uses; it stops what it started when you press Ctrl-C.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+ensure_tools
+
+started=()
+cleanup() {
+  local pid
+  for pid in "${started[@]}"; do kill "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for_port() {
+  local port=$1 what=$2 i
+  for i in $(seq 1 100); do
+    listening "$port" && return 0
+    sleep 0.1
+  done
+  die "$what did not start listening on port $port (its log: $CACHE_DIR/run-logs/$what.log)"
+}
+
+mkdir -p "$CACHE_DIR/run-logs"
+if listening 6379; then
+  say "Redis: using the one already on localhost:6379"
+else
+  say "Redis: starting redis-server on localhost:6379 (in memory only; log in $CACHE_DIR/run-logs)"
+  redis-server --port 6379 --bind 127.0.0.1 --save '' --appendonly no >"$CACHE_DIR/run-logs/redis.log" 2>&1 &
+  started+=($!)
+  wait_for_port 6379 redis
+fi
+if listening 50005; then
+  say "placement: using the one already on port 50005"
+else
+  say "placement: starting $DAPR_HOME/bin/placement on port 50005"
+  "$DAPR_HOME/bin/placement" --port 50005 --healthz-port 58080 --metrics-port 59090 >"$CACHE_DIR/run-logs/placement.log" 2>&1 &
+  started+=($!)
+  wait_for_port 50005 placement
+fi
+if listening 50006; then
+  say "scheduler: using the one already on port 50006"
+else
+  say "scheduler: starting $DAPR_HOME/bin/scheduler on port 50006"
+  "$DAPR_HOME/bin/scheduler" --port 50006 --healthz-port 58081 --metrics-port 59091 \
+    --etcd-data-dir "$CACHE_DIR/scheduler-data" >"$CACHE_DIR/run-logs/scheduler.log" 2>&1 &
+  started+=($!)
+  wait_for_port 50006 scheduler
+fi
+
+say "starting checkout, order-processor, order-service and inventory-service: dapr run -f . (Ctrl-C stops them all)"
+# `dapr run -f` moves itself into a process group of its own, where a terminal's Ctrl-C does not
+# reach it when a script started it; so this script passes SIGINT and SIGTERM on to that group.
+dapr run -f . &
+dapr_pid=$!
+stop_dapr() { kill -INT -- "-$dapr_pid" 2>/dev/null || kill -INT "$dapr_pid" 2>/dev/null || true; }
+trap stop_dapr INT TERM
+status=0
+wait "$dapr_pid" || status=$?
+# A trapped signal ends the first wait early; wait again for the CLI to stop the apps.
+if kill -0 "$dapr_pid" 2>/dev/null; then wait "$dapr_pid" || status=$?; fi
+exit "$status"
