@@ -555,6 +555,21 @@ def check_dockerfiles(repo: Repo, r: Report, eff: dict) -> None:
                 r.err("images", f".dockerignore does not exclude {needed}")
 
 
+def readme_port_plan(repo: Repo) -> dict[str, tuple[int | None, int]]:
+    """The README's port plan table: service -> (app port or None, Dapr HTTP port)."""
+    readme = repo.root / "README.md"
+    text = readme.read_text() if readme.is_file() else ""
+    section = text.split("### Port plan", 1)[1] if "### Port plan" in text else ""
+    plan = {}
+    for line in section.splitlines():
+        m_ = re.match(r"^\| `([a-z-]+)` \| (\d+)?[^|]*\| (\d+) \|", line)
+        if m_:
+            plan[m_.group(1)] = (int(m_.group(2)) if m_.group(2) else None, int(m_.group(3)))
+        elif plan and not line.startswith("|"):
+            break
+    return plan
+
+
 def check_local(repo: Repo, r: Report, code: dict) -> None:
     run = repo.root / "dapr.yaml"
     local_env: dict[str, dict] = {}
@@ -567,6 +582,7 @@ def check_local(repo: Repo, r: Report, code: dict) -> None:
         apps = doc.get("apps") or []
         common = doc.get("common") or {}
         ids = [a.get("appID") for a in apps]
+        plan = readme_port_plan(repo)
         if sorted(map(str, ids)) != sorted(SERVICES):
             r.err("local", f"dapr.yaml appIDs {ids} != services {SERVICES}")
         ports, http_ports = {}, {}
@@ -593,20 +609,19 @@ def check_local(repo: Repo, r: Report, code: dict) -> None:
                 http_ports[hp] = aid
             if aid not in CONTRACT:
                 continue
-            if not CONTRACT[aid]["dapr_app_port"]:
-                if "appPort" in a:
-                    r.err("local", f"dapr.yaml {aid}: has appPort {a['appPort']}, but {aid} runs without an app port (tutorial)")
-                continue
-            listen = env.get("APP_PORT", code.get(aid, {}).get("port"))
-            src = "dapr.yaml env APP_PORT" if "APP_PORT" in env else f"{aid}/src/config.rs default"
-            try:
-                listen = int(listen) if listen is not None else None
-            except ValueError:
-                r.err("local", f"dapr.yaml {aid}: APP_PORT {listen!r} is not a number")
-                listen = None
-            if listen is not None:
-                r.eq("local", f"{aid} port", "dapr.yaml appPort", a.get("appPort"), src, listen)
+            # `dapr run` sets APP_PORT from appPort, so what must agree is the run file and the
+            # port plan the README documents (and an explicit APP_PORT, if the run file sets one).
             ap = a.get("appPort")
+            if aid in plan:
+                plan_app, plan_http = plan[aid]
+                r.eq("local", f"{aid} port", "dapr.yaml appPort", ap, "README port plan", plan_app)
+                r.eq("local", f"{aid} Dapr HTTP port", "dapr.yaml daprHTTPPort", hp, "README port plan", plan_http)
+            else:
+                r.err("local", f"README port plan has no row for {aid}")
+            if "APP_PORT" in env:
+                r.eq("local", f"{aid} port", "dapr.yaml appPort", ap, "dapr.yaml env APP_PORT", str(env["APP_PORT"]) and int(env["APP_PORT"]))
+            if ap is not None and common.get("appHealthCheckPath", a.get("appHealthCheckPath")) not in (None, "/healthz"):
+                r.err("local", f"dapr.yaml {aid}: app health checks must use /healthz")
             if ap in ports:
                 r.err("local", f"dapr.yaml: appPort {ap} used by {ports[ap]} and {aid} (same host)")
             elif ap is not None:

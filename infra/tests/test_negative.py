@@ -246,6 +246,8 @@ CASES = [
          yaml_edit("dapr.yaml", set_app("inventory-service", "appID", "inventory")), r"dapr\.yaml appIDs", local=True),
     Case("local-port", "dapr.yaml appPort of order-processor changed", "consistency",
          yaml_edit("dapr.yaml", bump_app_port("order-processor")), r"order-processor port", local=True),
+    Case("local-port-plan-docs", "README port plan changed without dapr.yaml", "consistency",
+         edit("README.md", "| `order-service` | 5002 | 3502 |", "| `order-service` | 5012 | 3502 |"), r"order-service port.*README port plan"),
     Case("local-component-name", "local pub/sub component renamed", "consistency",
          rename_local_component, r"order-service uses Dapr component", local=True),
     Case("cargo-build-wrong-package", "Dockerfile builds a crate that does not exist", "cargo-build",
