@@ -6,7 +6,6 @@ use std::time::Duration;
 use service_kit::dapr::DaprConfig;
 use service_kit::env::{self, ConfigError, Vars};
 use service_kit::http::HttpConfig;
-use service_kit::input;
 use service_kit::telemetry::LogFormat;
 
 /// App id of the service to call.
@@ -69,11 +68,7 @@ impl Config {
     /// Reads the configuration from `vars`.
     pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
         let defaults = LoopConfig::default();
-        let target_app_id = vars
-            .get(CHECKOUT_TARGET_APP_ID)
-            .unwrap_or(defaults.target_app_id);
-        input::check_identifier("app id", &target_app_id)
-            .map_err(|e| ConfigError::new(CHECKOUT_TARGET_APP_ID, &target_app_id, e.message()))?;
+        let target_app_id = vars.identifier_or(CHECKOUT_TARGET_APP_ID, DEFAULT_TARGET_APP_ID)?;
         let orders_per_round =
             vars.parse_or(CHECKOUT_ORDERS_PER_ROUND, defaults.orders_per_round)?;
         let rounds = NonZeroU64::new(vars.parse_or(CHECKOUT_ROUNDS, 0u64)?);

@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::num::NonZeroU64;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use checkout::config::LoopConfig;
@@ -288,29 +287,9 @@ async fn waiting_for_a_sidecar_that_never_gets_ready_ends_with_a_clear_error() {
     assert!(err.contains("status 500"), "{err}");
 }
 
-/// Collects log output so a test can read the exact lines.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn passed_orders_are_logged_with_the_tutorials_line_and_failures_say_what_came_back() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = service_kit::testing::capture_logs();
     let sidecar = MockServer::start().await;
     Mock::given(body_json(serde_json::json!({"orderId": 2})))
         .respond_with(ResponseTemplate::new(500).set_body_string("callee exploded"))
@@ -323,12 +302,8 @@ async fn passed_orders_are_logged_with_the_tutorials_line_and_failures_say_what_
 
     checkout(&sidecar, 2).run(never_stop()).await;
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let lines: Vec<&str> = logs
-        .lines()
-        .filter_map(|l| l.find("Order ").map(|i| &l[i..]))
-        .collect();
-    assert_eq!(lines.len(), 2, "{logs}");
+    let lines = logs.lines_from("Order ");
+    assert_eq!(lines.len(), 2, "{}", logs.text());
     assert!(
         lines[0].starts_with(r#"Order passed: {"orderId":1} trace_id="#),
         "{}",
@@ -340,5 +315,5 @@ async fn passed_orders_are_logged_with_the_tutorials_line_and_failures_say_what_
         lines[1]
     );
     assert!(lines[1].contains("callee exploded"), "{}", lines[1]);
-    assert!(!logs.contains(r#"Order passed: {"orderId":2}"#));
+    assert!(!logs.text().contains(r#"Order passed: {"orderId":2}"#));
 }

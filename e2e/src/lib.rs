@@ -92,17 +92,29 @@ pub fn require_tools() {
     }
 }
 
-/// Builds every service binary once per test run, so `cargo run` in the README commands starts
-/// at once instead of compiling while a test waits for it.
+/// The four services, as crate names.
+pub const SERVICES: [&str; 4] = [
+    "checkout",
+    "order-processor",
+    "order-service",
+    "inventory-service",
+];
+
+/// Builds every service once per test run, so `cargo run -p <service>` in the README commands
+/// starts at once instead of compiling while a test waits for it. Each is built on its own,
+/// exactly as `cargo run -p` builds it: a workspace-wide build unifies dependency features
+/// across all members and would leave `cargo run -p` something to recompile.
 pub fn build_services() {
     static BUILT: Once = Once::new();
     BUILT.call_once(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--workspace", "--bins", "--locked", "--quiet"])
-            .current_dir(repo_root())
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "cargo build --workspace --bins failed");
+        for service in SERVICES {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--locked", "--quiet", "-p", service])
+                .current_dir(repo_root())
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "cargo build -p {service} failed");
+        }
     });
 }
 

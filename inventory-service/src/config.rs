@@ -3,7 +3,6 @@
 use service_kit::dapr::DaprConfig;
 use service_kit::env::{self, ConfigError, Vars};
 use service_kit::http::HttpConfig;
-use service_kit::input;
 use service_kit::telemetry::LogFormat;
 
 /// Port the tutorial's inventory service listens on.
@@ -38,24 +37,14 @@ impl Config {
     pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
         Ok(Self {
             port: vars.port_or(env::APP_PORT, DEFAULT_PORT)?,
-            pubsub_name: component_name(vars, env::PUBSUB_NAME, DEFAULT_PUBSUB_NAME)?,
-            state_store_name: component_name(
-                vars,
-                env::STATE_STORE_NAME,
-                DEFAULT_STATE_STORE_NAME,
-            )?,
+            pubsub_name: vars.identifier_or(env::PUBSUB_NAME, DEFAULT_PUBSUB_NAME)?,
+            state_store_name: vars
+                .identifier_or(env::STATE_STORE_NAME, DEFAULT_STATE_STORE_NAME)?,
             dapr: DaprConfig::from_vars(vars)?,
             log_format: LogFormat::from_vars(vars)?,
             http: HttpConfig::from_vars(vars)?,
         })
     }
-}
-
-fn component_name(vars: &Vars, var: &'static str, default: &str) -> Result<String, ConfigError> {
-    let name = vars.get(var).unwrap_or_else(|| default.to_owned());
-    input::check_identifier("component name", &name)
-        .map_err(|e| ConfigError::new(var, &name, e.message()))?;
-    Ok(name)
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use inventory_service::config::Config;
 use inventory_service::store::Inventory;
 use inventory_service::{AppState, app};
-use service_kit::env::{self, Vars};
-use service_kit::{DaprClient, http, shutdown, telemetry};
+use service_kit::env::Vars;
+use service_kit::{DaprClient, http, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -15,22 +15,13 @@ async fn main() -> ExitCode {
         Err(e) => return service_kit::exit_with_config_error("inventory-service", &e),
     };
     let _log = telemetry::init(config.log_format, "info");
-    let result = async {
-        let listener = http::bind(config.port, env::APP_PORT).await?;
+    http::run("inventory-service", config.port, || {
         let dapr = DaprClient::new(&config.dapr)?;
-        let state = AppState {
+        Ok(app(AppState {
             inventory: Inventory::new(dapr, &config.state_store_name),
             pubsub_name: config.pubsub_name,
             http: config.http,
-        };
-        http::serve(listener, app(state), shutdown::shutdown_signal()).await?;
-        Ok::<_, Box<dyn std::error::Error>>(())
-    };
-    match result.await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("inventory-service failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+        }))
+    })
+    .await
 }

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use order_processor::config::Config;
 use order_processor::{AppState, app};
-use service_kit::env::{self, Vars};
-use service_kit::{http, shutdown, telemetry};
+use service_kit::env::Vars;
+use service_kit::{http, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -15,17 +15,8 @@ async fn main() -> ExitCode {
         Err(e) => return service_kit::exit_with_config_error("order-processor", &e),
     };
     let _log = telemetry::init(config.log_format, "info");
-    let result = async {
-        let listener = http::bind(config.port, env::APP_PORT).await?;
-        let router = app(AppState { http: config.http });
-        http::serve(listener, router, shutdown::shutdown_signal()).await?;
-        Ok::<_, Box<dyn std::error::Error>>(())
-    };
-    match result.await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("order-processor failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    http::run("order-processor", config.port, || {
+        Ok(app(AppState { http: config.http }))
+    })
+    .await
 }

@@ -4,8 +4,6 @@
 // Test code: a failed unwrap is a failed test, which is what it should be.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::{Arc, Mutex};
-
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -141,39 +139,15 @@ async fn health_is_200() {
     assert_eq!(resp.status(), StatusCode::OK);
 }
 
-/// Collects log output so a test can read the exact lines.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn each_order_is_logged_with_the_tutorials_line_and_bad_ones_are_not() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = service_kit::testing::capture_logs();
 
     post_json(r#"{"orderId":1}"#).await;
     post_json(r#"{"orderId":-1}"#).await;
     post_json(r#"{"orderId":20}"#).await;
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let received: Vec<&str> = logs
-        .lines()
-        .filter_map(|l| l.find("Order received").map(|i| &l[i..]))
-        .collect();
+    let received = logs.lines_from("Order received");
     assert_eq!(
         received,
         [

@@ -3,7 +3,6 @@
 use service_kit::dapr::DaprConfig;
 use service_kit::env::{self, ConfigError, Vars};
 use service_kit::http::HttpConfig;
-use service_kit::input;
 use service_kit::telemetry::LogFormat;
 
 /// Port the tutorial's order service listens on.
@@ -29,14 +28,9 @@ pub struct Config {
 impl Config {
     /// Reads the configuration from `vars`.
     pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
-        let pubsub_name = vars
-            .get(env::PUBSUB_NAME)
-            .unwrap_or_else(|| DEFAULT_PUBSUB_NAME.to_owned());
-        input::check_identifier("component name", &pubsub_name)
-            .map_err(|e| ConfigError::new(env::PUBSUB_NAME, &pubsub_name, e.message()))?;
         Ok(Self {
             port: vars.port_or(env::APP_PORT, DEFAULT_PORT)?,
-            pubsub_name,
+            pubsub_name: vars.identifier_or(env::PUBSUB_NAME, DEFAULT_PUBSUB_NAME)?,
             dapr: DaprConfig::from_vars(vars)?,
             log_format: LogFormat::from_vars(vars)?,
             http: HttpConfig::from_vars(vars)?,

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use order_service::config::Config;
 use order_service::{AppState, app};
-use service_kit::env::{self, Vars};
-use service_kit::{DaprClient, http, shutdown, telemetry};
+use service_kit::env::Vars;
+use service_kit::{DaprClient, http, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -14,21 +14,12 @@ async fn main() -> ExitCode {
         Err(e) => return service_kit::exit_with_config_error("order-service", &e),
     };
     let _log = telemetry::init(config.log_format, "info");
-    let result = async {
-        let listener = http::bind(config.port, env::APP_PORT).await?;
-        let state = AppState {
+    http::run("order-service", config.port, || {
+        Ok(app(AppState {
             dapr: DaprClient::new(&config.dapr)?,
             pubsub_name: config.pubsub_name,
             http: config.http,
-        };
-        http::serve(listener, app(state), shutdown::shutdown_signal()).await?;
-        Ok::<_, Box<dyn std::error::Error>>(())
-    };
-    match result.await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("order-service failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+        }))
+    })
+    .await
 }

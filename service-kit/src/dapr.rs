@@ -389,23 +389,7 @@ impl DaprClient {
             encode_segment(pubsub),
             encode_segment(topic)
         );
-        let body = serde_json::to_vec(event).map_err(|source| DaprError::Decode {
-            url: url.clone(),
-            source,
-        })?;
-        let request = self
-            .http
-            .post(&url)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
-        let resp = self.send(request, &url, trace).await?;
-        let status = resp.status();
-        if status.is_success() {
-            Ok(())
-        } else {
-            let body = self.read_body(resp, &url).await?;
-            Err(status_error(url, status, &body))
-        }
+        self.post_json(url, event, trace).await.map(|_| ())
     }
 
     /// Reads `key` from state store `store`; `None` when the key does not exist.
@@ -460,18 +444,8 @@ impl DaprClient {
             encode_segment(store)
         );
         let metadata: BTreeMap<&str, &str> = metadata.iter().copied().collect();
-        let body = serde_json::json!({ "keys": keys, "metadata": metadata });
-        let request = self
-            .http
-            .post(&url)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body.to_string());
-        let resp = self.send(request, &url, trace).await?;
-        let status = resp.status();
-        let body = self.read_body(resp, &url).await?;
-        if !status.is_success() {
-            return Err(status_error(url, status, &body));
-        }
+        let request = serde_json::json!({ "keys": keys, "metadata": metadata });
+        let body = self.post_json(url.clone(), &request, trace).await?;
         serde_json::from_slice(&body).map_err(|source| DaprError::Decode { url, source })
     }
 
@@ -484,7 +458,17 @@ impl DaprClient {
         trace: &TraceContext,
     ) -> Result<(), DaprError> {
         let url = format!("{}/v1.0/state/{}", self.base_url, encode_segment(store));
-        let body = serde_json::to_vec(items).map_err(|source| DaprError::Decode {
+        self.post_json(url, items, trace).await.map(|_| ())
+    }
+
+    /// POSTs `body` as JSON to `url`; a non-2xx answer is an error carrying its status and body.
+    async fn post_json(
+        &self,
+        url: String,
+        body: &(impl Serialize + ?Sized),
+        trace: &TraceContext,
+    ) -> Result<Bytes, DaprError> {
+        let body = serde_json::to_vec(body).map_err(|source| DaprError::Decode {
             url: url.clone(),
             source,
         })?;
@@ -495,10 +479,10 @@ impl DaprClient {
             .body(body);
         let resp = self.send(request, &url, trace).await?;
         let status = resp.status();
+        let body = self.read_body(resp, &url).await?;
         if status.is_success() {
-            Ok(())
+            Ok(body)
         } else {
-            let body = self.read_body(resp, &url).await?;
             Err(status_error(url, status, &body))
         }
     }

@@ -183,6 +183,15 @@ impl Vars {
         }
     }
 
+    /// An identifier (an app id or a component name), or `default` when absent; checked with
+    /// [`crate::input::check_identifier`].
+    pub fn identifier_or(&self, name: &'static str, default: &str) -> Result<String, ConfigError> {
+        let value = self.get(name).unwrap_or_else(|| default.to_owned());
+        crate::input::check_identifier(name, &value)
+            .map_err(|e| ConfigError::new(name, &value, e.message()))?;
+        Ok(value)
+    }
+
     /// A secret, if set.
     pub fn secret(&self, name: &str) -> Option<Secret> {
         self.get(name).map(Secret)
@@ -228,6 +237,19 @@ mod tests {
         );
         let err = vars.seconds_or("C", Duration::ZERO).unwrap_err();
         assert_eq!(err.name, "C");
+    }
+
+    #[test]
+    fn identifiers_have_a_default_and_are_checked() {
+        let vars = Vars::from_pairs(&[("A", "pubsub-inventory"), ("B", "a b")]);
+        assert_eq!(
+            vars.identifier_or("A", "pubsub").unwrap(),
+            "pubsub-inventory"
+        );
+        assert_eq!(vars.identifier_or("C", "pubsub").unwrap(), "pubsub");
+        let err = vars.identifier_or("B", "x").unwrap_err();
+        assert_eq!(err.name, "B");
+        assert!(err.problem.contains("may contain only"), "{err}");
     }
 
     #[test]

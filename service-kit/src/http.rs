@@ -128,6 +128,29 @@ pub async fn bind(port: u16, var: &'static str) -> Result<TcpListener, BindError
         .map_err(|source| BindError { addr, var, source })
 }
 
+/// Runs an HTTP service the way all of them run: builds its router, listens on all interfaces
+/// at `port` (which came from `APP_PORT`), serves until SIGINT or SIGTERM and lets in-flight
+/// requests end. A failure is logged; the result is the process's exit status.
+pub async fn run(
+    service: &str,
+    port: u16,
+    router: impl FnOnce() -> Result<Router, Box<dyn std::error::Error>>,
+) -> std::process::ExitCode {
+    let result = async {
+        let router = router()?;
+        let listener = bind(port, crate::env::APP_PORT).await?;
+        serve(listener, router, crate::shutdown::shutdown_signal()).await?;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    };
+    match result.await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{service} failed: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` completes, then lets in-flight requests end.
 pub async fn serve(
     listener: TcpListener,

@@ -11,6 +11,7 @@
 //! - [`http`]: the middleware stack, health endpoint, API-token check and listener binding.
 //! - [`telemetry`]: log setup (`RUST_LOG`, text or JSON).
 //! - [`shutdown`]: the SIGINT/SIGTERM future that drives graceful shutdown.
+//! - `testing` (feature `test-util`): capturing log lines in tests.
 
 pub mod dapr;
 pub mod env;
@@ -20,6 +21,8 @@ pub mod http;
 pub mod input;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub mod trace;
 
 pub use dapr::{DaprClient, DaprError};

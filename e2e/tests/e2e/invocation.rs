@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use e2e::{Env, Proc, Signal, readme};
 
-use crate::support::trace_id_of;
+use crate::support::{trace_id_of, wait_until_serving};
 
 const START: Duration = Duration::from_secs(90);
 
@@ -29,7 +29,7 @@ fn start_order_processor(env: &Env) -> Proc {
         &readme::command("invoke-order-processor"),
         &[],
     );
-    processor.wait_for("You're up and running!", START);
+    wait_until_serving(&processor, 5001);
     processor
 }
 

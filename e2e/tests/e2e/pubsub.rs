@@ -302,7 +302,15 @@ fn inventory_killed_mid_stream_and_restarted_applies_every_order_exactly_once() 
         before_kill.is_disjoint(&after_restart),
         "an order was applied twice"
     );
-    assert_eq!(before_kill.len() + after_restart.len(), count as usize);
+    // A line logged just before the SIGKILL may be lost with the process; its order then comes
+    // back as a duplicate. Every order is accounted for either way.
+    let skipped_after = logged_order_ids(&restarted, "Skipped duplicate OrderPlaced event.");
+    for id in &ids {
+        assert!(
+            before_kill.contains(id) || after_restart.contains(id) || skipped_after.contains(id),
+            "{id} is in no log"
+        );
+    }
     // Events delivered before the kill but never acknowledged come back through Redis's
     // pending list: orders older than the newest one applied before the kill.
     let newest_before = before_kill
@@ -384,7 +392,7 @@ fn two_replicas_sharing_the_stream_and_the_store_never_lose_an_update() {
         .replace("--app-port 5001", "--app-port 5004")
         .replace("--dapr-http-port 3500", "--dapr-http-port 3504");
     let second = env.run("inventory-b", &second_command, &debug);
-    second.wait_for("You're up and running!", START);
+    wait_until_serving(&second, 5004);
     wait_for_subscription("http://localhost:3504", "OrderPlaced", &second);
     let _orders = start_order_service(&env);
     let initial = 10_000;
@@ -427,7 +435,12 @@ fn order_number(id: &str) -> Option<u64> {
 
 /// The order ids a process logged as processed.
 fn processed_ids(proc: &e2e::Proc) -> HashSet<String> {
-    proc.lines_containing("Processed OrderPlaced event. orderId=")
+    logged_order_ids(proc, "Processed OrderPlaced event.")
+}
+
+/// The order ids on the lines a process logged with `message`.
+fn logged_order_ids(proc: &e2e::Proc, message: &str) -> HashSet<String> {
+    proc.lines_containing(&format!("{message} orderId="))
         .iter()
         .filter_map(|l| {
             l.split("orderId=")

@@ -211,10 +211,25 @@ pub(crate) fn start_inventory_with(
         command = command.replace("./components", dir);
     }
     let proc = env.run(name, &command, envs);
-    proc.wait_for("You're up and running!", START);
+    wait_until_serving(&proc, 5001);
     wait_for_subscription(INVENTORY_SIDECAR, "OrderPlaced", &proc);
     wait_for_subscription(INVENTORY_SIDECAR, "OrderPlaced-deadletter", &proc);
     proc
+}
+
+/// Waits until `dapr run` reports both processes up and the app answers `GET /healthz` on
+/// `port` (the CLI's banner can come before the app listens).
+pub(crate) fn wait_until_serving(proc: &Proc, port: u16) {
+    proc.wait_for("You're up and running!", START);
+    let healthy = wait_until(START, || {
+        assert!(!proc.has_exited(), "it exited:\n{}", proc.tail(40));
+        get_json(&format!("http://localhost:{port}/healthz")).0 == 200
+    });
+    assert!(
+        healthy,
+        "nothing healthy on port {port}:\n{}",
+        proc.tail(40)
+    );
 }
 
 /// Starts order-service with the README's command.
@@ -224,7 +239,7 @@ pub(crate) fn start_order_service(env: &Env) -> Proc {
         &readme::command("pubsub-order-service"),
         &[],
     );
-    proc.wait_for("You're up and running!", START);
+    wait_until_serving(&proc, 5002);
     proc
 }
 
