@@ -46,8 +46,10 @@ use service_kit::events::OrderPlaced;
 use service_kit::{DaprClient, DaprError, TraceContext};
 use tokio::sync::Mutex;
 
-/// Outcomes kept in an item's document before the oldest moves to its own key.
-pub const RECENT_OUTCOMES: usize = 32;
+/// Outcomes kept in an item's document before the oldest moves to its own key. Every apply
+/// reads, parses, serializes and writes the whole document, so this is kept small: once an
+/// item has had this many orders, each new order moves one outcome out whatever the size.
+pub const RECENT_OUTCOMES: usize = 4;
 /// Dead letters kept in the dead-letter document (the count covers all of them).
 pub const RECENT_DEAD_LETTERS: usize = 100;
 /// Largest stock an item may have.
@@ -334,9 +336,8 @@ impl Inventory {
             while doc.recent.len() > RECENT_DEAD_LETTERS {
                 doc.recent.pop_front();
             }
-            let value = to_value(&doc)?;
             match self
-                .save(DEAD_LETTERS_KEY, value, etag.as_deref(), None, trace)
+                .save(DEAD_LETTERS_KEY, &doc, etag.as_deref(), None, trace)
                 .await?
             {
                 Saved::Yes => return Ok(true),
@@ -389,7 +390,7 @@ impl Inventory {
         let metadata = BTreeMap::from([("partitionKey", outcome.item_id.as_str())]);
         let write = StateWrite {
             key: &key,
-            value: to_value(outcome)?,
+            value: outcome,
             etag: None,
             options: None,
             metadata,
@@ -422,14 +423,8 @@ impl Inventory {
         etag: Option<&str>,
         trace: &TraceContext,
     ) -> Result<Saved, StoreError> {
-        self.save(
-            &item_key(item_id),
-            to_value(doc)?,
-            etag,
-            Some(item_id),
-            trace,
-        )
-        .await
+        self.save(&item_key(item_id), doc, etag, Some(item_id), trace)
+            .await
     }
 
     async fn load_dead_letters(
@@ -448,7 +443,7 @@ impl Inventory {
     async fn save(
         &self,
         key: &str,
-        value: Value,
+        value: &(impl Serialize + Sync),
         etag: Option<&str>,
         partition: Option<&str>,
         trace: &TraceContext,
@@ -510,15 +505,6 @@ fn decide(order: &OrderPlaced, stock: u64, event_id: Option<&str>) -> Outcome {
         reason,
         event_id: event_id.map(str::to_owned),
     }
-}
-
-fn to_value(v: &impl Serialize) -> Result<Value, StoreError> {
-    serde_json::to_value(v).map_err(|source| {
-        StoreError::StateStore(DaprError::Decode {
-            url: "state value".to_owned(),
-            source,
-        })
-    })
 }
 
 /// Waits a little before the next attempt: longer each time, with jitter so that competing

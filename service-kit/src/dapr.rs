@@ -224,13 +224,15 @@ pub enum Concurrency {
     LastWrite,
 }
 
-/// One item of a state save.
+/// One item of a state save. The value is anything that serializes to JSON (a
+/// [`serde_json::Value`] by default); it is written straight into the request body, without
+/// building a `Value` tree first.
 #[derive(Debug, Clone, Serialize)]
-pub struct StateWrite<'a> {
+pub struct StateWrite<'a, V = Value> {
     /// The key.
     pub key: &'a str,
     /// The value.
-    pub value: Value,
+    pub value: V,
     /// The expected ETag, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub etag: Option<&'a str>,
@@ -451,10 +453,10 @@ impl DaprClient {
 
     /// Saves `items` to state store `store`. An ETag mismatch is a [`DaprError::Status`] with
     /// status 409 (see [`DaprError::is_conflict`]).
-    pub async fn save_state(
+    pub async fn save_state<V: Serialize>(
         &self,
         store: &str,
-        items: &[StateWrite<'_>],
+        items: &[StateWrite<'_, V>],
         trace: &TraceContext,
     ) -> Result<(), DaprError> {
         let url = format!("{}/v1.0/state/{}", self.base_url, encode_segment(store));

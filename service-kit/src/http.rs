@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::dapr::DAPR_API_TOKEN_HEADER;
@@ -23,9 +22,12 @@ use crate::error::ApiError;
 
 /// Path of the health endpoint (Dapr's default app health check path, and the container probe).
 pub const HEALTH_PATH: &str = "/healthz";
-/// Longest a request may take. Graceful shutdown waits for in-flight requests, so without a
-/// bound one stuck request would hold shutdown forever.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long graceful shutdown waits for in-flight requests before the server stops anyway, so
+/// that one stuck request cannot hold shutdown forever. (Bounding shutdown rather than every
+/// request keeps a timer off the hot path: a per-request `tokio::time::Sleep` costs a timer-wheel
+/// lock and usually a wake-up of the I/O driver, tokio-rs/tokio#5207. Calls to the sidecar have
+/// their own timeout in `DaprClient`.)
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Settings every service's HTTP side shares.
 #[derive(Debug, Clone, Default)]
@@ -44,7 +46,7 @@ impl HttpConfig {
 }
 
 /// Adds `/healthz`, JSON answers for unknown paths and methods, the API-token check (when
-/// configured), the request timeout and request tracing to a service's routes.
+/// configured) and request tracing to a service's routes.
 pub fn finish(routes: Router, config: &HttpConfig) -> Router {
     let mut router = routes
         .route(HEALTH_PATH, get(healthz))
@@ -56,12 +58,7 @@ pub fn finish(routes: Router, config: &HttpConfig) -> Router {
             require_api_token,
         ));
     }
-    router
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
-        ))
-        .layer(TraceLayer::new_for_http())
+    router.layer(TraceLayer::new_for_http())
 }
 
 /// `GET /healthz`: 200 while the process serves requests.
@@ -151,7 +148,8 @@ pub async fn run(
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets in-flight requests end.
+/// Serves `router` on `listener` until `shutdown` completes, then lets in-flight requests end,
+/// for at most [`SHUTDOWN_GRACE`].
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -160,9 +158,22 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "listening");
     }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    });
+    let grace = async move {
+        let _ = stopped.wait_for(|s| *s).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        result = server => result,
+        () = grace => {
+            tracing::warn!("requests still in flight {SHUTDOWN_GRACE:?} after the stop signal; stopping anyway");
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]
