@@ -5,6 +5,8 @@
 #   2. every test: handler tests, wiremock tests of the exact sidecar requests, and end-to-end
 #      tests on the real daprd, Dapr CLI and Redis (these fail, never skip, when Dapr is missing)
 #   3. the offline checks of the Azure deployment (scripts/check-infra.sh)
+#   4. the benchmark in smoke mode (scripts/bench.sh --smoke): it must still run; no number is
+#      checked, and its results go to target/bench/, not bench/results/
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
@@ -24,5 +26,8 @@ cargo test --workspace --locked
 
 say "offline checks of the Azure deployment"
 scripts/check-infra.sh
+
+say "benchmark smoke run (checks the benchmark command still works, not its numbers)"
+scripts/bench.sh --smoke
 
 say "all tests passed in $((SECONDS - started)) s"
