@@ -13,7 +13,8 @@ use service_kit::env::{self, Vars};
 use service_kit::{DaprClient, http, shutdown, telemetry};
 use tokio::sync::watch;
 
-#[tokio::main]
+// One thread is enough and cheaper; see `service_kit::http::run`.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let config = match Config::from_vars(&Vars::process()) {
         Ok(config) => config,

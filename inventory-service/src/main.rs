@@ -8,7 +8,8 @@ use inventory_service::{AppState, app};
 use service_kit::env::Vars;
 use service_kit::{DaprClient, http, telemetry};
 
-#[tokio::main]
+// One thread is enough and cheaper; see `service_kit::http::run`.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let config = match Config::from_vars(&Vars::process()) {
         Ok(config) => config,

@@ -3,9 +3,11 @@
 //!
 //! # Layout
 //! Each item is one document, key `item:{itemId}`: its stock and the outcomes of its most recent
-//! orders (up to [`RECENT_OUTCOMES`]). When the list is full, the oldest outcome is first written
-//! to its own key, `order:{itemId}:{orderId}`, and only then dropped from the document. So every
-//! decided order is, at every moment, in its item's document, in its own key, or in both.
+//! orders (up to [`RECENT_OUTCOMES`]). When a new outcome would overflow the list, the older ones
+//! are first written to their own keys, `order:{itemId}:{orderId}`, in one bulk write, and only
+//! then dropped from the document. So every decided order is, at every moment, in its item's
+//! document, in its own key, or in both. (The bulk write need not be atomic: each key it writes
+//! is a final fact, so a partial write that ends in a retry leaves nothing wrong behind.)
 //!
 //! Applying an order reads the document (with its ETag), then, unless the order is in the
 //! document, its own key; a known order is a duplicate and changes nothing. Otherwise the new
@@ -46,10 +48,11 @@ use service_kit::events::OrderPlaced;
 use service_kit::{DaprClient, DaprError, TraceContext};
 use tokio::sync::Mutex;
 
-/// Outcomes kept in an item's document before the oldest moves to its own key. Every apply
-/// reads, parses, serializes and writes the whole document, so this is kept small: once an
-/// item has had this many orders, each new order moves one outcome out whatever the size.
-pub const RECENT_OUTCOMES: usize = 4;
+/// Outcomes an item's document holds at most. The order after that moves all but its own
+/// outcome to their own keys in one write: one sidecar call per this many orders, where moving
+/// the oldest one at a time cost a call per order. Every apply reads, parses, serializes and
+/// writes the whole document, so the list stays short.
+pub const RECENT_OUTCOMES: usize = 8;
 /// Dead letters kept in the dead-letter document (the count covers all of them).
 pub const RECENT_DEAD_LETTERS: usize = 100;
 /// Largest stock an item may have.
@@ -274,13 +277,13 @@ impl Inventory {
             }
             let outcome = decide(order, doc.quantity, event_id);
             doc.quantity = outcome.remaining;
-            doc.recent.push_back(outcome.clone());
-            while doc.recent.len() > RECENT_OUTCOMES {
-                if let Some(oldest) = doc.recent.pop_front() {
-                    // Written before the document that drops it; see the module docs.
-                    self.save_outcome(&oldest, trace).await?;
-                }
+            if doc.recent.len() >= RECENT_OUTCOMES {
+                // Written before the document that drops them; see the module docs.
+                self.save_outcomes(item_id, doc.recent.make_contiguous(), trace)
+                    .await?;
+                doc.recent.clear();
             }
+            doc.recent.push_back(outcome.clone());
             match self
                 .save_item(item_id, &doc, etag.as_deref(), trace)
                 .await?
@@ -381,21 +384,28 @@ impl Inventory {
         Ok(entry.map(|e| e.value))
     }
 
-    async fn save_outcome(
+    async fn save_outcomes(
         &self,
-        outcome: &Outcome,
+        item_id: &str,
+        outcomes: &[Outcome],
         trace: &TraceContext,
     ) -> Result<(), StoreError> {
-        let key = order_key(&outcome.item_id, &outcome.order_id);
-        let metadata = BTreeMap::from([("partitionKey", outcome.item_id.as_str())]);
-        let write = StateWrite {
-            key: &key,
-            value: outcome,
-            etag: None,
-            options: None,
-            metadata,
-        };
-        self.dapr.save_state(&self.store, &[write], trace).await?;
+        let keys: Vec<String> = outcomes
+            .iter()
+            .map(|o| order_key(item_id, &o.order_id))
+            .collect();
+        let writes: Vec<StateWrite<'_, &Outcome>> = keys
+            .iter()
+            .zip(outcomes)
+            .map(|(key, outcome)| StateWrite {
+                key,
+                value: outcome,
+                etag: None,
+                options: None,
+                metadata: BTreeMap::from([("partitionKey", item_id)]),
+            })
+            .collect();
+        self.dapr.save_state(&self.store, &writes, trace).await?;
         Ok(())
     }
 

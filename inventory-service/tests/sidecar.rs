@@ -330,37 +330,91 @@ async fn a_new_item_is_created_write_once_and_a_lost_create_race_is_retried_with
     assert_eq!(saves[1][0]["value"]["quantity"], 40);
 }
 
-#[tokio::test]
-async fn when_the_document_is_full_the_oldest_outcome_is_written_to_its_own_key_first() {
-    let sidecar = MockServer::start().await;
-    let recent: Vec<Value> = (0..RECENT_OUTCOMES)
+/// An item document holding `count` earlier outcomes, old-0 first, and no key for order-1001.
+async fn stored_with_outcomes(sidecar: &MockServer, count: usize) {
+    let recent: Vec<Value> = (0..count)
         .map(|i| json!({"orderId": format!("old-{i}"), "itemId": "item1", "quantity": 1, "status": "applied", "remaining": 100}))
         .collect();
     stored(
-        &sidecar,
+        sidecar,
         ITEM_PATH,
         json!({"quantity": 100, "recent": recent}),
         "7",
     )
     .await;
-    missing(&sidecar, ORDER_PATH).await;
+    missing(sidecar, ORDER_PATH).await;
+}
+
+async fn saves_answer(sidecar: &MockServer, answer: ResponseTemplate) {
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&sidecar)
+        .respond_with(answer)
+        .mount(sidecar)
         .await;
+}
+
+#[tokio::test]
+async fn outcomes_stay_in_the_document_until_it_is_full() {
+    let sidecar = MockServer::start().await;
+    stored_with_outcomes(&sidecar, RECENT_OUTCOMES - 1).await;
+    saves_answer(&sidecar, ResponseTemplate::new(204)).await;
+
+    let (status, _) = deliver(&sidecar, order_event()).await;
+
+    assert_eq!(status, StatusCode::OK);
+    let saves = saves(&sidecar).await;
+    assert_eq!(saves.len(), 1, "only the item is written: {saves:?}");
+    let kept = saves[0][0]["value"]["recent"].as_array().unwrap();
+    assert_eq!(kept.len(), RECENT_OUTCOMES);
+    assert_eq!(kept[0]["orderId"], "old-0");
+    assert_eq!(kept[RECENT_OUTCOMES - 1]["orderId"], "order-1001");
+}
+
+#[tokio::test]
+async fn when_the_document_is_full_its_outcomes_are_written_to_their_own_keys_first() {
+    let sidecar = MockServer::start().await;
+    stored_with_outcomes(&sidecar, RECENT_OUTCOMES).await;
+    saves_answer(&sidecar, ResponseTemplate::new(204)).await;
 
     let (status, _) = deliver(&sidecar, order_event()).await;
 
     assert_eq!(status, StatusCode::OK);
     let saves = saves(&sidecar).await;
     assert_eq!(saves.len(), 2);
-    assert_eq!(saves[0][0]["key"], "order:item1:old-0");
-    assert_eq!(saves[0][0]["metadata"]["partitionKey"], "item1");
+    // First, one bulk write of every outcome the document will drop, each in its item's
+    // partition and unconditional (it is a final fact).
+    let moved = saves[0].as_array().unwrap();
+    assert_eq!(moved.len(), RECENT_OUTCOMES);
+    for (i, write) in moved.iter().enumerate() {
+        assert_eq!(write["key"], format!("order:item1:old-{i}"));
+        assert_eq!(write["value"]["orderId"], format!("old-{i}"));
+        assert_eq!(write["metadata"]["partitionKey"], "item1");
+        assert!(write.get("etag").is_none() && write.get("options").is_none());
+    }
+    // Then the item, conditional on the ETag read, holding only the new outcome.
     assert_eq!(saves[1][0]["key"], "item:item1");
+    assert_eq!(saves[1][0]["etag"], "7");
+    assert_eq!(saves[1][0]["value"]["quantity"], 90);
     let kept = saves[1][0]["value"]["recent"].as_array().unwrap();
-    assert_eq!(kept.len(), RECENT_OUTCOMES);
-    assert_eq!(kept[0]["orderId"], "old-1");
-    assert_eq!(kept[RECENT_OUTCOMES - 1]["orderId"], "order-1001");
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["orderId"], "order-1001");
+}
+
+#[tokio::test]
+async fn a_failed_move_of_outcomes_leaves_the_document_alone_and_asks_for_a_retry() {
+    let sidecar = MockServer::start().await;
+    stored_with_outcomes(&sidecar, RECENT_OUTCOMES).await;
+    let refused = ResponseTemplate::new(500).set_body_json(
+        json!({"errorCode": "ERR_STATE_SAVE", "message": "failed saving state in state store statestore"}),
+    );
+    saves_answer(&sidecar, refused).await;
+
+    let (status, body) = deliver(&sidecar, order_event()).await;
+
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["status"], "RETRY");
+    let saves = saves(&sidecar).await;
+    assert_eq!(saves.len(), 1, "the item must not be written: {saves:?}");
+    assert_eq!(saves[0].as_array().unwrap().len(), RECENT_OUTCOMES);
 }
 
 #[tokio::test]

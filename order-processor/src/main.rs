@@ -8,7 +8,8 @@ use order_processor::{AppState, app};
 use service_kit::env::Vars;
 use service_kit::{http, telemetry};
 
-#[tokio::main]
+// One thread is enough and cheaper; see `service_kit::http::run`.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let config = match Config::from_vars(&Vars::process()) {
         Ok(config) => config,

@@ -268,6 +268,7 @@ impl DaprClient {
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(2)))
             .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(DaprError::Client)?;
         let api_token = config
