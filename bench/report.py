@@ -192,8 +192,9 @@ def markdown(r: dict) -> str:
         L.append("## order-processor alone (no sidecar) vs a bare axum endpoint\n")
         pin = r.get("alone_pinning") or {}
         where = (f"The server is pinned to CPU {pin['server_cpus']} and wrk to CPU "
-                 f"{pin['wrk_cpus']} (taskset), so they do not take turns on one core; the "
-                 "server's tokio runtime then has one worker thread, as in a one-vCPU container. "
+                 f"{pin['wrk_cpus']} (taskset), so they do not take turns on one core, as in a "
+                 "one-vCPU container: order-processor runs on one thread (the services' default) "
+                 "and bench-axum's `#[tokio::main]` runtime gets one worker. "
                  if pin.get("server_cpus") else "Server and wrk share all cores. ")
         L.append(f"wrk, `POST /orders {{\"orderId\":1}}`, {s['duration']} s per point after a "
                  f"{s['warmup']} s warm-up. {where}CPU µs/req is the server's own CPU time "

@@ -6,6 +6,7 @@ use std::time::Duration;
 use service_kit::dapr::DaprConfig;
 use service_kit::env::{self, ConfigError, Vars};
 use service_kit::http::HttpConfig;
+use service_kit::runtime::Threads;
 use service_kit::telemetry::LogFormat;
 
 /// App id of the service to call.
@@ -60,6 +61,8 @@ pub struct Config {
     pub health_port: Option<u16>,
     /// `LOG_FORMAT`.
     pub log_format: LogFormat,
+    /// `TOKIO_WORKER_THREADS`: one thread unless set.
+    pub threads: Threads,
     /// `APP_API_TOKEN`.
     pub http: HttpConfig,
 }
@@ -87,6 +90,7 @@ impl Config {
             dapr: DaprConfig::from_vars(vars)?,
             health_port,
             log_format: LogFormat::from_vars(vars)?,
+            threads: Threads::from_vars(vars)?,
             http: HttpConfig::from_vars(vars)?,
         })
     }

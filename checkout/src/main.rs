@@ -10,24 +10,24 @@ use std::process::ExitCode;
 use checkout::config::Config;
 use checkout::{AppState, Checkout, app};
 use service_kit::env::{self, Vars};
-use service_kit::{DaprClient, http, shutdown, telemetry};
+use service_kit::{DaprClient, http, runtime, shutdown, telemetry};
 use tokio::sync::watch;
 
-// One thread is enough and cheaper; see `service_kit::http::run`.
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let config = match Config::from_vars(&Vars::process()) {
         Ok(config) => config,
         Err(e) => return service_kit::exit_with_config_error("checkout", &e),
     };
     let _log = telemetry::init(config.log_format, "info");
-    match run(config).await {
-        Ok(code) => code,
-        Err(e) => {
-            tracing::error!("checkout failed: {e}");
-            ExitCode::FAILURE
+    runtime::block_on(config.threads, async move {
+        match run(config).await {
+            Ok(code) => code,
+            Err(e) => {
+                tracing::error!("checkout failed: {e}");
+                ExitCode::FAILURE
+            }
         }
-    }
+    })
 }
 
 async fn run(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> {

@@ -3,6 +3,7 @@
 use service_kit::dapr::DaprConfig;
 use service_kit::env::{self, ConfigError, Vars};
 use service_kit::http::HttpConfig;
+use service_kit::runtime::Threads;
 use service_kit::telemetry::LogFormat;
 
 /// Port the tutorial's inventory service listens on.
@@ -28,6 +29,8 @@ pub struct Config {
     pub dapr: DaprConfig,
     /// `LOG_FORMAT`.
     pub log_format: LogFormat,
+    /// `TOKIO_WORKER_THREADS`: one thread unless set.
+    pub threads: Threads,
     /// `APP_API_TOKEN`.
     pub http: HttpConfig,
 }
@@ -42,6 +45,7 @@ impl Config {
                 .identifier_or(env::STATE_STORE_NAME, DEFAULT_STATE_STORE_NAME)?,
             dapr: DaprConfig::from_vars(vars)?,
             log_format: LogFormat::from_vars(vars)?,
+            threads: Threads::from_vars(vars)?,
             http: HttpConfig::from_vars(vars)?,
         })
     }

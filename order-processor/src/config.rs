@@ -2,6 +2,7 @@
 
 use service_kit::env::{self, ConfigError, Vars};
 use service_kit::http::HttpConfig;
+use service_kit::runtime::Threads;
 use service_kit::telemetry::LogFormat;
 
 /// Port the tutorial's callee listens on.
@@ -14,6 +15,8 @@ pub struct Config {
     pub port: u16,
     /// `LOG_FORMAT`.
     pub log_format: LogFormat,
+    /// `TOKIO_WORKER_THREADS`: one thread unless set.
+    pub threads: Threads,
     /// `APP_API_TOKEN`.
     pub http: HttpConfig,
 }
@@ -24,6 +27,7 @@ impl Config {
         Ok(Self {
             port: vars.port_or(env::APP_PORT, DEFAULT_PORT)?,
             log_format: LogFormat::from_vars(vars)?,
+            threads: Threads::from_vars(vars)?,
             http: HttpConfig::from_vars(vars)?,
         })
     }

@@ -6,18 +6,18 @@ use std::process::ExitCode;
 use order_processor::config::Config;
 use order_processor::{AppState, app};
 use service_kit::env::Vars;
-use service_kit::{http, telemetry};
+use service_kit::{http, runtime, telemetry};
 
-// One thread is enough and cheaper; see `service_kit::http::run`.
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let config = match Config::from_vars(&Vars::process()) {
         Ok(config) => config,
         Err(e) => return service_kit::exit_with_config_error("order-processor", &e),
     };
     let _log = telemetry::init(config.log_format, "info");
-    http::run("order-processor", config.port, || {
-        Ok(app(AppState { http: config.http }))
-    })
-    .await
+    runtime::block_on(
+        config.threads,
+        http::run("order-processor", config.port, || {
+            Ok(app(AppState { http: config.http }))
+        }),
+    )
 }

@@ -5,22 +5,22 @@ use std::process::ExitCode;
 use order_service::config::Config;
 use order_service::{AppState, app};
 use service_kit::env::Vars;
-use service_kit::{DaprClient, http, telemetry};
+use service_kit::{DaprClient, http, runtime, telemetry};
 
-// One thread is enough and cheaper; see `service_kit::http::run`.
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let config = match Config::from_vars(&Vars::process()) {
         Ok(config) => config,
         Err(e) => return service_kit::exit_with_config_error("order-service", &e),
     };
     let _log = telemetry::init(config.log_format, "info");
-    http::run("order-service", config.port, || {
-        Ok(app(AppState {
-            dapr: DaprClient::new(&config.dapr)?,
-            pubsub_name: config.pubsub_name,
-            http: config.http,
-        }))
-    })
-    .await
+    runtime::block_on(
+        config.threads,
+        http::run("order-service", config.port, || {
+            Ok(app(AppState {
+                dapr: DaprClient::new(&config.dapr)?,
+                pubsub_name: config.pubsub_name,
+                http: config.http,
+            }))
+        }),
+    )
 }

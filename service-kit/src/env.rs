@@ -34,6 +34,9 @@ pub const STATE_STORE_NAME: &str = "STATE_STORE_NAME";
 pub const LOG_FORMAT: &str = "LOG_FORMAT";
 /// Standard `tracing` filter directives, e.g. `info` or `order_processor=debug`.
 pub const RUST_LOG: &str = "RUST_LOG";
+/// Unset: the service runs on one thread. A number: a multi-threaded runtime with that many
+/// workers (tokio's own name for the setting).
+pub const TOKIO_WORKER_THREADS: &str = "TOKIO_WORKER_THREADS";
 
 /// A configuration value that could not be used, naming the variable it came from.
 #[derive(Debug, thiserror::Error)]

@@ -128,11 +128,6 @@ pub async fn bind(port: u16, var: &'static str) -> Result<TcpListener, BindError
 /// Runs an HTTP service the way all of them run: builds its router, listens on all interfaces
 /// at `port` (which came from `APP_PORT`), serves until SIGINT or SIGTERM and lets in-flight
 /// requests end. A failure is logged; the result is the process's exit status.
-///
-/// Every service calls this from a single-threaded runtime (`flavor = "current_thread"`): a
-/// request spends its time waiting on the sidecar, and on a container's fraction of a core a
-/// second worker thread only adds cross-thread wake-ups. On the 2-core benchmark machine that
-/// cut the services' own CPU per order by 13-28% (bench/README.md).
 pub async fn run(
     service: &str,
     port: u16,

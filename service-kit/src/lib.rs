@@ -10,6 +10,7 @@
 //! - [`events`]: the `OrderPlaced` event both pub/sub services agree on.
 //! - [`http`]: the middleware stack, health endpoint, API-token check and listener binding.
 //! - [`telemetry`]: log setup (`RUST_LOG`, text or JSON).
+//! - [`runtime`]: the tokio runtime, one thread unless `TOKIO_WORKER_THREADS` says otherwise.
 //! - [`shutdown`]: the SIGINT/SIGTERM future that drives graceful shutdown.
 //! - `testing` (feature `test-util`): capturing log lines in tests.
 
@@ -19,6 +20,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod input;
+pub mod runtime;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "test-util")]
