@@ -7,7 +7,7 @@
 #   - start-up time, idle and peak RSS of each service, and CPU shares of services vs runtime.
 # Results: bench/results/results.json, results.md and chart.svg (see bench/README.md).
 #
-#   scripts/bench.sh            full run, ~7 minutes after the build; run it on an idle machine
+#   scripts/bench.sh            full run, ~5 minutes after the build; run it on an idle machine
 #   scripts/bench.sh --smoke    every stage for 1-2 s, under 2 minutes after the build; the numbers
 #                               are meaningless and go to target/bench/smoke-results/
 #   scripts/bench.sh --stages alone,startup [--smoke]   only some stages
