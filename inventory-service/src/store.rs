@@ -41,6 +41,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use service_kit::dapr::{Concurrency, StateWrite, WriteOptions};
@@ -177,6 +178,14 @@ pub enum StoreError {
     },
 }
 
+/// What a change to a document decided, and the answer to give.
+enum Change<D, T> {
+    /// Write this document.
+    Write(D, T),
+    /// Leave the stored document as it is.
+    Keep(T),
+}
+
 /// Whether a conditional write went through.
 enum Saved {
     Yes,
@@ -222,7 +231,7 @@ impl Inventory {
         Ok(self
             .load_item(item_id, trace)
             .await?
-            .map_or(0, |(doc, _)| doc.quantity))
+            .map_or(0, |doc| doc.quantity))
     }
 
     /// Sets the stock of `item_id` to `quantity`, keeping its order history.
@@ -233,24 +242,16 @@ impl Inventory {
         trace: &TraceContext,
     ) -> Result<u64, StoreError> {
         let _guard = self.lock_for(item_id).lock().await;
-        for attempt in 0..MAX_ATTEMPTS {
-            let (mut doc, etag) = self.load_item(item_id, trace).await?.unwrap_or_default();
-            doc.quantity = quantity;
-            match self
-                .save_item(item_id, &doc, etag.as_deref(), trace)
-                .await?
-            {
-                Saved::Yes => return Ok(quantity),
-                Saved::Conflict => {
-                    tracing::debug!(item_id, attempt, "write conflict on the item, trying again");
-                    backoff(attempt).await;
-                }
-            }
-        }
-        Err(StoreError::Contention {
-            key: item_key(item_id),
-            attempts: MAX_ATTEMPTS,
-        })
+        self.update(
+            &item_key(item_id),
+            Some(item_id),
+            trace,
+            |mut doc: ItemDoc| async move {
+                doc.quantity = quantity;
+                Ok(Change::Write(doc, quantity))
+            },
+        )
+        .await
     }
 
     /// Applies `order` exactly once: stock goes down by its quantity if there is enough, else
@@ -264,46 +265,39 @@ impl Inventory {
     ) -> Result<Applied, StoreError> {
         let item_id = order.item_id.as_str();
         let _guard = self.lock_for(item_id).lock().await;
-        for attempt in 0..MAX_ATTEMPTS {
-            let (mut doc, etag) = self.load_item(item_id, trace).await?.unwrap_or_default();
-            if let Some(known) = self
-                .find_outcome(&doc, item_id, &order.order_id, trace)
-                .await?
-            {
-                return Ok(Applied {
-                    outcome: known,
-                    duplicate: true,
-                });
-            }
-            let outcome = decide(order, doc.quantity, event_id);
-            doc.quantity = outcome.remaining;
-            if doc.recent.len() >= RECENT_OUTCOMES {
-                // Written before the document that drops them; see the module docs.
-                self.save_outcomes(item_id, doc.recent.make_contiguous(), trace)
-                    .await?;
-                doc.recent.clear();
-            }
-            doc.recent.push_back(outcome.clone());
-            match self
-                .save_item(item_id, &doc, etag.as_deref(), trace)
-                .await?
-            {
-                Saved::Yes => {
-                    return Ok(Applied {
+        self.update(
+            &item_key(item_id),
+            Some(item_id),
+            trace,
+            |mut doc: ItemDoc| async move {
+                if let Some(known) = self
+                    .find_outcome(&doc, item_id, &order.order_id, trace)
+                    .await?
+                {
+                    return Ok(Change::Keep(Applied {
+                        outcome: known,
+                        duplicate: true,
+                    }));
+                }
+                let outcome = decide(order, doc.quantity, event_id);
+                doc.quantity = outcome.remaining;
+                if doc.recent.len() >= RECENT_OUTCOMES {
+                    // Written before the document that drops them; see the module docs.
+                    self.save_outcomes(item_id, doc.recent.make_contiguous(), trace)
+                        .await?;
+                    doc.recent.clear();
+                }
+                doc.recent.push_back(outcome.clone());
+                Ok(Change::Write(
+                    doc,
+                    Applied {
                         outcome,
                         duplicate: false,
-                    });
-                }
-                Saved::Conflict => {
-                    tracing::debug!(item_id, attempt, "write conflict on the item, trying again");
-                    backoff(attempt).await;
-                }
-            }
-        }
-        Err(StoreError::Contention {
-            key: item_key(item_id),
-            attempts: MAX_ATTEMPTS,
-        })
+                    },
+                ))
+            },
+        )
+        .await
     }
 
     /// The recorded outcome of `order_id` for `item_id`, if it was decided.
@@ -313,11 +307,7 @@ impl Inventory {
         order_id: &str,
         trace: &TraceContext,
     ) -> Result<Option<Outcome>, StoreError> {
-        let doc = self
-            .load_item(item_id, trace)
-            .await?
-            .map(|(doc, _)| doc)
-            .unwrap_or_default();
+        let doc = self.load_item(item_id, trace).await?.unwrap_or_default();
         self.find_outcome(&doc, item_id, order_id, trace).await
     }
 
@@ -328,35 +318,31 @@ impl Inventory {
         letter: &DeadLetter,
         trace: &TraceContext,
     ) -> Result<bool, StoreError> {
-        for attempt in 0..MAX_ATTEMPTS {
-            let (mut doc, etag) = self.load_dead_letters(trace).await?.unwrap_or_default();
-            if letter.event_id.is_some() && doc.recent.iter().any(|d| d.event_id == letter.event_id)
-            {
-                return Ok(false);
-            }
-            doc.count += 1;
-            doc.recent.push_back(letter.clone());
-            while doc.recent.len() > RECENT_DEAD_LETTERS {
-                doc.recent.pop_front();
-            }
-            match self
-                .save(DEAD_LETTERS_KEY, &doc, etag.as_deref(), None, trace)
-                .await?
-            {
-                Saved::Yes => return Ok(true),
-                Saved::Conflict => backoff(attempt).await,
-            }
-        }
-        Err(StoreError::Contention {
-            key: DEAD_LETTERS_KEY.to_owned(),
-            attempts: MAX_ATTEMPTS,
-        })
+        self.update(
+            DEAD_LETTERS_KEY,
+            None,
+            trace,
+            |mut doc: DeadLetters| async move {
+                if letter.event_id.is_some()
+                    && doc.recent.iter().any(|d| d.event_id == letter.event_id)
+                {
+                    return Ok(Change::Keep(false));
+                }
+                doc.count += 1;
+                doc.recent.push_back(letter.clone());
+                while doc.recent.len() > RECENT_DEAD_LETTERS {
+                    doc.recent.pop_front();
+                }
+                Ok(Change::Write(doc, true))
+            },
+        )
+        .await
     }
 
     /// The dead-letter record.
     pub async fn dead_letters(&self, trace: &TraceContext) -> Result<DeadLetters, StoreError> {
         Ok(self
-            .load_dead_letters(trace)
+            .load::<DeadLetters>(DEAD_LETTERS_KEY, None, trace)
             .await?
             .map(|(doc, _)| doc)
             .unwrap_or_default())
@@ -372,16 +358,10 @@ impl Inventory {
         if let Some(known) = doc.recent.iter().find(|o| o.order_id == order_id) {
             return Ok(Some(known.clone()));
         }
-        let entry = self
-            .dapr
-            .get_state::<Outcome>(
-                &self.store,
-                &order_key(item_id, order_id),
-                &[("partitionKey", item_id)],
-                trace,
-            )
-            .await?;
-        Ok(entry.map(|e| e.value))
+        Ok(self
+            .load::<Outcome>(&order_key(item_id, order_id), Some(item_id), trace)
+            .await?
+            .map(|(outcome, _)| outcome))
     }
 
     async fn save_outcomes(
@@ -409,43 +389,76 @@ impl Inventory {
         Ok(())
     }
 
-    async fn load_item(
+    /// Reads `key`, in `partition` when given, with its ETag; `None` when there is no such key.
+    async fn load<D: DeserializeOwned>(
         &self,
-        item_id: &str,
+        key: &str,
+        partition: Option<&str>,
         trace: &TraceContext,
-    ) -> Result<Option<(ItemDoc, Option<String>)>, StoreError> {
+    ) -> Result<Option<(D, Option<String>)>, StoreError> {
+        let metadata = partition.map(|p| [("partitionKey", p)]);
         let entry = self
             .dapr
-            .get_state::<ItemDoc>(
+            .get_state::<D>(
                 &self.store,
-                &item_key(item_id),
-                &[("partitionKey", item_id)],
+                key,
+                metadata.as_ref().map_or(&[], |m| m),
                 trace,
             )
             .await?;
         Ok(entry.map(|e| (e.value, e.etag)))
     }
 
-    async fn save_item(
+    async fn load_item(
         &self,
         item_id: &str,
-        doc: &ItemDoc,
-        etag: Option<&str>,
         trace: &TraceContext,
-    ) -> Result<Saved, StoreError> {
-        self.save(&item_key(item_id), doc, etag, Some(item_id), trace)
-            .await
+    ) -> Result<Option<ItemDoc>, StoreError> {
+        Ok(self
+            .load(&item_key(item_id), Some(item_id), trace)
+            .await?
+            .map(|(doc, _)| doc))
     }
 
-    async fn load_dead_letters(
+    /// Optimistic read-modify-write of the document at `key`: reads it (a missing key is the
+    /// default document), lets `change` decide, and writes what it returns conditional on the
+    /// ETag read. When another writer got there first, waits a little and starts over from a
+    /// fresh read.
+    async fn update<D, T, F>(
         &self,
+        key: &str,
+        partition: Option<&str>,
         trace: &TraceContext,
-    ) -> Result<Option<(DeadLetters, Option<String>)>, StoreError> {
-        let entry = self
-            .dapr
-            .get_state::<DeadLetters>(&self.store, DEAD_LETTERS_KEY, &[], trace)
-            .await?;
-        Ok(entry.map(|e| (e.value, e.etag)))
+        mut change: impl FnMut(D) -> F,
+    ) -> Result<T, StoreError>
+    where
+        D: DeserializeOwned + Serialize + Default + Sync,
+        F: Future<Output = Result<Change<D, T>, StoreError>>,
+    {
+        for attempt in 0..MAX_ATTEMPTS {
+            let (doc, etag) = self
+                .load::<D>(key, partition, trace)
+                .await?
+                .unwrap_or_default();
+            let (doc, answer) = match change(doc).await? {
+                Change::Keep(answer) => return Ok(answer),
+                Change::Write(doc, answer) => (doc, answer),
+            };
+            match self
+                .save(key, &doc, etag.as_deref(), partition, trace)
+                .await?
+            {
+                Saved::Yes => return Ok(answer),
+                Saved::Conflict => {
+                    tracing::debug!(key, attempt, "write conflict, trying again");
+                    backoff(attempt).await;
+                }
+            }
+        }
+        Err(StoreError::Contention {
+            key: key.to_owned(),
+            attempts: MAX_ATTEMPTS,
+        })
     }
 
     /// A `first-write` save: with an ETag it updates only that version; without one it only

@@ -85,6 +85,15 @@ async fn missing(sidecar: &MockServer, at: &str) {
         .await;
 }
 
+/// Writes to the state API answer `answer`.
+async fn saves_answer(sidecar: &MockServer, answer: ResponseTemplate) {
+    Mock::given(method("POST"))
+        .and(path(SAVE_PATH))
+        .respond_with(answer)
+        .mount(sidecar)
+        .await;
+}
+
 async fn saves(sidecar: &MockServer) -> Vec<Value> {
     sidecar
         .received_requests()
@@ -156,11 +165,7 @@ async fn a_409_conflict_rereads_and_writes_again() {
         .up_to_n_times(2)
         .mount(&sidecar)
         .await;
-    Mock::given(method("POST"))
-        .and(path(SAVE_PATH))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&sidecar)
-        .await;
+    saves_answer(&sidecar, ResponseTemplate::new(204)).await;
 
     let (status, body) = deliver(&sidecar, order_event()).await;
 
@@ -184,11 +189,7 @@ async fn conflicts_on_every_attempt_end_in_a_retry_for_dapr() {
     let sidecar = MockServer::start().await;
     stored(&sidecar, ITEM_PATH, json!({"quantity": 100}), "3").await;
     missing(&sidecar, ORDER_PATH).await;
-    Mock::given(method("POST"))
-        .and(path(SAVE_PATH))
-        .respond_with(ResponseTemplate::new(409))
-        .mount(&sidecar)
-        .await;
+    saves_answer(&sidecar, ResponseTemplate::new(409)).await;
 
     let (status, body) = deliver(&sidecar, order_event()).await;
 
@@ -211,10 +212,7 @@ async fn a_state_store_failure_is_answered_with_a_retry() {
         } else {
             stored(&sidecar, ITEM_PATH, json!({"quantity": 100}), "3").await;
             missing(&sidecar, ORDER_PATH).await;
-            Mock::given(method("POST"))
-                .respond_with(ResponseTemplate::new(500))
-                .mount(&sidecar)
-                .await;
+            saves_answer(&sidecar, ResponseTemplate::new(500)).await;
         }
 
         let (status, body) = deliver(&sidecar, order_event()).await;
@@ -274,10 +272,7 @@ async fn an_order_larger_than_the_stock_is_recorded_as_rejected_and_stock_is_kep
     let sidecar = MockServer::start().await;
     stored(&sidecar, ITEM_PATH, json!({"quantity": 4}), "2").await;
     missing(&sidecar, ORDER_PATH).await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&sidecar)
-        .await;
+    saves_answer(&sidecar, ResponseTemplate::new(204)).await;
 
     let (status, _) = deliver(&sidecar, order_event()).await;
 
@@ -311,10 +306,7 @@ async fn a_new_item_is_created_write_once_and_a_lost_create_race_is_retried_with
         .up_to_n_times(1)
         .mount(&sidecar)
         .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&sidecar)
-        .await;
+    saves_answer(&sidecar, ResponseTemplate::new(204)).await;
 
     let (status, _) = deliver(&sidecar, order_event()).await;
 
@@ -343,13 +335,6 @@ async fn stored_with_outcomes(sidecar: &MockServer, count: usize) {
     )
     .await;
     missing(sidecar, ORDER_PATH).await;
-}
-
-async fn saves_answer(sidecar: &MockServer, answer: ResponseTemplate) {
-    Mock::given(method("POST"))
-        .respond_with(answer)
-        .mount(sidecar)
-        .await;
 }
 
 #[tokio::test]
@@ -443,10 +428,7 @@ async fn a_dead_letter_is_recorded_once_even_when_delivered_twice() {
         .up_to_n_times(1)
         .mount(&sidecar)
         .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&sidecar)
-        .await;
+    saves_answer(&sidecar, ResponseTemplate::new(204)).await;
     let body = cloud_event(json!("garbage"));
     let req = || {
         Request::post("/deadletters")
@@ -486,10 +468,7 @@ async fn a_dead_letter_is_recorded_once_even_when_delivered_twice() {
 async fn stock_reads_and_writes() {
     let sidecar = MockServer::start().await;
     missing(&sidecar, ITEM_PATH).await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&sidecar)
-        .await;
+    saves_answer(&sidecar, ResponseTemplate::new(204)).await;
 
     let (status, body) = send(
         router(&sidecar),
