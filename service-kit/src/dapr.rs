@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::http::{HeaderValue, Method, StatusCode};
 use reqwest::header::{CONTENT_TYPE, ETAG};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::env::{self, ConfigError, Secret, Vars};
@@ -197,22 +197,6 @@ pub struct StateEntry<T> {
     pub etag: Option<String>,
 }
 
-/// One key of a bulk state read.
-#[derive(Debug, Clone, Deserialize)]
-pub struct BulkStateItem {
-    /// The key as requested.
-    pub key: String,
-    /// The value; absent when the key does not exist.
-    #[serde(default)]
-    pub data: Option<Value>,
-    /// Its ETag.
-    #[serde(default)]
-    pub etag: Option<String>,
-    /// Set when this key could not be read.
-    #[serde(default)]
-    pub error: Option<String>,
-}
-
 /// Optimistic concurrency mode of a state write.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub enum Concurrency {
@@ -367,14 +351,8 @@ impl DaprClient {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_string());
         }
-        let resp = self.send(request, &url, trace).await?;
-        let status = resp.status();
-        let body = self.read_body(resp, &url).await?;
-        if status.is_success() {
-            Ok(Reply { status, body })
-        } else {
-            Err(status_error(url, status, &body))
-        }
+        let (status, body) = self.exchange(request, url, trace).await?;
+        Ok(Reply { status, body })
     }
 
     /// Publishes `event` as JSON to `topic` on pub/sub component `pubsub`. Dapr wraps it in a
@@ -433,25 +411,6 @@ impl DaprClient {
         }
     }
 
-    /// Reads several keys at once; the answer lists every key, in request order.
-    pub async fn bulk_get_state(
-        &self,
-        store: &str,
-        keys: &[&str],
-        metadata: &[(&str, &str)],
-        trace: &TraceContext,
-    ) -> Result<Vec<BulkStateItem>, DaprError> {
-        let url = format!(
-            "{}/v1.0/state/{}/bulk",
-            self.base_url,
-            encode_segment(store)
-        );
-        let metadata: BTreeMap<&str, &str> = metadata.iter().copied().collect();
-        let request = serde_json::json!({ "keys": keys, "metadata": metadata });
-        let body = self.post_json(url.clone(), &request, trace).await?;
-        serde_json::from_slice(&body).map_err(|source| DaprError::Decode { url, source })
-    }
-
     /// Saves `items` to state store `store`. An ETag mismatch is a [`DaprError::Status`] with
     /// status 409 (see [`DaprError::is_conflict`]).
     pub async fn save_state<V: Serialize>(
@@ -480,11 +439,23 @@ impl DaprClient {
             .post(&url)
             .header(CONTENT_TYPE, "application/json")
             .body(body);
+        let (_, body) = self.exchange(request, url, trace).await?;
+        Ok(body)
+    }
+
+    /// Sends `request` and reads the whole answer; a non-2xx answer is an error carrying its
+    /// status and body.
+    async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: String,
+        trace: &TraceContext,
+    ) -> Result<(StatusCode, Bytes), DaprError> {
         let resp = self.send(request, &url, trace).await?;
         let status = resp.status();
         let body = self.read_body(resp, &url).await?;
         if status.is_success() {
-            Ok(body)
+            Ok((status, body))
         } else {
             Err(status_error(url, status, &body))
         }
