@@ -150,11 +150,13 @@ class Procs:
         self.procs: list[Proc] = []
 
     def start(self, name: str, argv: list[str], env: dict | None = None,
-              log: Path | None = None, stdout_null: bool = False) -> Proc:
+              log: Path | None = None, stdout_null: bool = False, mode: str = "ab") -> Proc:
+        """Starts `argv` in its own session, output appended to `log` (or replacing it with
+        mode="wb"), and tracks it so that it is stopped on exit."""
         if stdout_null:
             out = subprocess.DEVNULL
         elif log is not None:
-            out = open(log, "ab")
+            out = open(log, mode)
         else:
             out = subprocess.DEVNULL
         try:
@@ -404,11 +406,10 @@ class LogFollower:
 
 
 class Bench:
-    def __init__(self, settings: Settings, bin_dir: Path, run_dir: Path, out_dir: Path):
+    def __init__(self, settings: Settings, bin_dir: Path, run_dir: Path):
         self.s = settings
         self.bin = bin_dir
         self.run = run_dir
-        self.out = out_dir
         self.daprd = Path(os.environ.get("DAPRD", Path.home() / ".dapr" / "bin" / "daprd"))
         self.results: dict = {"schema": 1, "settings": settings.as_dict()}
         self.components = self.run / "components"
@@ -476,7 +477,7 @@ class Bench:
                 "--dapr-graceful-shutdown-seconds", "1"]
         if app_port is not None:
             argv += ["--app-port", str(app_port), "--app-protocol", "http"]
-        env = {k: v for k, v in os.environ.items() if not SERVICE_VARS.match(k)}
+        env = service_env()
         return PROCS.start(f"daprd {app_id}", argv, env, self.run / f"daprd-{app_id}.log")
 
     def start_service(self, name: str, port: int, log_name: str | None = None,
@@ -515,17 +516,14 @@ class Bench:
             wenv.pop(k, None)
         wenv.update({k: str(v) for k, v in env.items()})
         window = CpuWindow(watch).start()
-        with open(out, "wb") as f:
-            p = subprocess.Popen(argv, env=wenv, stdout=f, stderr=subprocess.STDOUT,
-                                 start_new_session=True, preexec_fn=_child_setup)
-            proc = Proc(f"wrk {label}", p, out)
-            PROCS.procs.append(proc)
-            try:
-                _, status, rusage = os.wait4(p.pid, 0)
-                p.returncode = os.waitstatus_to_exitcode(status)
-            finally:
-                if proc in PROCS.procs:
-                    PROCS.procs.remove(proc)
+        proc = PROCS.start(f"wrk {label}", argv, wenv, out, mode="wb")
+        p = proc.popen
+        try:
+            _, status, rusage = os.wait4(p.pid, 0)
+            p.returncode = os.waitstatus_to_exitcode(status)
+        finally:
+            if proc in PROCS.procs:
+                PROCS.procs.remove(proc)
         cpu = window.stop()
         text = out.read_text(errors="replace")
         line = next((ln for ln in text.splitlines() if ln.startswith("WRK_JSON ")), None)
@@ -696,25 +694,21 @@ class Bench:
         window = CpuWindow(watch).start()
         started = time.monotonic()
         log = self.run / "checkout.log"
-        with open(log, "wb") as f:
-            p = subprocess.Popen([str(self.bin / "checkout")], env=env, stdout=f,
-                                 stderr=subprocess.STDOUT, start_new_session=True,
-                                 preexec_fn=_child_setup)
-            proc = Proc("checkout", p, log)
-            PROCS.procs.append(proc)
-            # Peak RSS is VmHWM, polled while it runs: wait4's ru_maxrss would include the
-            # resident pages of this Python process, which the child had between fork and exec.
-            hwm = 0
-            try:
-                while True:
-                    pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-                    if pid:
-                        break
-                    hwm = max(hwm, status_kb(p.pid, "VmHWM") or 0)
-                    time.sleep(0.02)
-                p.returncode = os.waitstatus_to_exitcode(status)
-            finally:
-                PROCS.procs.remove(proc)
+        proc = PROCS.start("checkout", [str(self.bin / "checkout")], env, log, mode="wb")
+        p = proc.popen
+        # Peak RSS is VmHWM, polled while it runs: wait4's ru_maxrss would include the
+        # resident pages of this Python process, which the child had between fork and exec.
+        hwm = 0
+        try:
+            while True:
+                pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+                if pid:
+                    break
+                hwm = max(hwm, status_kb(p.pid, "VmHWM") or 0)
+                time.sleep(0.02)
+            p.returncode = os.waitstatus_to_exitcode(status)
+        finally:
+            PROCS.procs.remove(proc)
         elapsed = time.monotonic() - started
         cpu = window.stop()
         checkout_cpu = ru.ru_utime + ru.ru_stime
@@ -1127,7 +1121,7 @@ def main() -> int:
     # SIGINT too: a shell starts background commands with SIGINT ignored, and Python keeps it so.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
-    bench = Bench(settings, args.bin_dir, run_dir, out_dir)
+    bench = Bench(settings, args.bin_dir, run_dir)
     bench.profile_bin = args.profile_bin_dir or args.bin_dir
     bench.pin = not args.no_pin
     try:

@@ -32,7 +32,6 @@ ensure_tools
 command -v wrk >/dev/null || apt_install wrk
 command -v wrk >/dev/null || die "wrk is still not on PATH"
 command -v python3 >/dev/null || die "python3 is needed to run bench/bench.py"
-[[ -x "$DAPR_HOME/bin/daprd" ]] || die "daprd is missing from $DAPR_HOME/bin"
 export DAPRD="$DAPR_HOME/bin/daprd"
 
 say "building release binaries (the four services, bench-axum, bench-probe)"

@@ -17,11 +17,13 @@
 # CARGO_TARGET_DIR is honoured by step 6.
 set -uo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+REPO="$REPO_ROOT"
 INFRA_CHECK_DIR="${INFRA_CHECK_DIR:-$REPO/../shared/infra-check}"
-VENV="${DAPR_RUST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dapr-rust-tutorials}/infra-venv"
+VENV="$CACHE_DIR/infra-venv"
 REQS="$REPO/infra/tests/requirements.txt"
 
+# Its own say and die, defined after lib.sh's: results go to stdout, and setup errors exit 2.
 say() { printf '%s\n' "$*"; }
 die() { printf 'check-infra: %s\n' "$*" >&2; exit 2; }
 

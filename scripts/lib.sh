@@ -25,7 +25,11 @@ apt_install() {
   fi
   command -v apt-get >/dev/null || die "$* is missing and this is not a Debian/Ubuntu system: install it with your package manager"
   say "installing $* from Debian packages (apt-get)"
-  "${sudo[@]}" apt-get update -qq >/dev/null
+  # One package index refresh per run, however many packages follow.
+  if [[ -z "${APT_UPDATED:-}" ]]; then
+    "${sudo[@]}" apt-get update -qq >/dev/null
+    export APT_UPDATED=1
+  fi
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$@" >/dev/null
 }
 

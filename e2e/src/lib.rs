@@ -409,9 +409,14 @@ fn spawn_reader(
     });
 }
 
+/// Whether nothing listens on `port` on localhost.
+pub fn port_is_free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
 /// Fails unless `port` on localhost is free.
 pub fn require_free_port(port: u16, what: &str) {
-    if TcpListener::bind(("127.0.0.1", port)).is_err() {
+    if !port_is_free(port) {
         panic!(
             "port {port} is in use, but the tests need it for {what}: stop whatever listens there \
              (an earlier `dapr run`, or Redis from `dapr init`) and run the tests again"
@@ -558,7 +563,7 @@ impl ControlPlane {
         ];
         for (name, port, args) in services {
             let program = bin.join(name);
-            if !program.is_file() || TcpListener::bind(("127.0.0.1", port)).is_err() {
+            if !program.is_file() || !port_is_free(port) {
                 continue;
             }
             let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -4,9 +4,7 @@ use std::time::Duration;
 
 use e2e::{Env, Proc, Signal, readme};
 
-use crate::support::{trace_id_of, wait_until_serving};
-
-const START: Duration = Duration::from_secs(90);
+use crate::support::{START, trace_id_of, wait_until_serving};
 
 /// The order ids in lines like `Order passed: {"orderId":7}` or `Order received: { orderId: 7 }`.
 fn order_ids(proc: &Proc, marker: &str) -> Vec<u64> {

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use e2e::{
-    Env, Proc, Signal, log_dir, readme, repo_root, require_tools, serial, shell_output,
-    shell_output_with, wait_until,
+    Env, Proc, Signal, log_dir, port_is_free, readme, repo_root, require_tools, serial,
+    shell_output, shell_output_with, wait_until,
 };
 use serde_json::json;
 
@@ -38,10 +38,6 @@ fn wait_for_system(run: &Proc, token: Option<&str>) {
     // The CLI's start-up is over only after it has recorded its metadata with the last sidecar;
     // a signal before that leaves it retrying for a minute (a Dapr CLI 1.16 race).
     run.wait_for(r#"Started Dapr with app id "inventory-service""#, START);
-}
-
-fn port_is_free(port: u16) -> bool {
-    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
 fn assert_ports_freed(ports: &[u16], run: &Proc) {
