@@ -9,9 +9,55 @@ targetScope = 'subscription'
 @description('Name of the azd environment (AZURE_ENV_NAME): names the resource group and tags everything.')
 param environmentName string
 
+// Regions where every service of this template is offered: Container Apps with workload
+// profiles (Consumption), Cosmos DB for NoSQL in serverless mode, Service Bus Standard,
+// Container Registry, Log Analytics and Application Insights. A conservative list of large
+// public regions, not an exhaustive one: serverless Cosmos DB and Container Apps are the two
+// that are missing in some regions. azd offers only these in its region prompt.
 @minLength(1)
 @description('Azure region for every resource (AZURE_LOCATION).')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+@allowed([
+  'australiaeast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southcentralus'
+  'southeastasia'
+  'swedencentral'
+  'switzerlandnorth'
+  'uksouth'
+  'westeurope'
+  'westus2'
+  'westus3'
+])
 param location string
+
+@description('Object id of the developer running azd (AZURE_PRINCIPAL_ID); empty = no developer access.')
+param principalId string = ''
+
+@description('Kind of principalId (AZURE_PRINCIPAL_TYPE): User, Group or ServicePrincipal.')
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param principalType string = 'User'
 
 @description('Set by azd from SERVICE_CHECKOUT_RESOURCE_EXISTS: the app exists, keep its image.')
 param checkoutExists bool = false
@@ -137,6 +183,19 @@ module cosmos 'modules/cosmos.bicep' = {
     databaseName: stateDatabaseName
     containerName: stateContainerName
     dataContributorPrincipalId: inventoryServiceIdentity.outputs.principalId
+  }
+}
+
+// Read-only data-plane access for the developer (skipped when azd knows no principal, e.g. in a
+// pipeline without AZURE_PRINCIPAL_ID).
+module developerAccess 'modules/developer-access.bicep' = if (!empty(principalId)) {
+  name: 'developer-access'
+  scope: rg
+  params: {
+    principalId: principalId
+    principalType: principalType
+    serviceBusNamespaceName: serviceBus.outputs.name
+    cosmosAccountName: cosmos.outputs.name
   }
 }
 
@@ -287,3 +346,4 @@ output SERVICE_ORDER_PROCESSOR_NAME string = orderProcessor.outputs.name
 output SERVICE_ORDER_SERVICE_NAME string = orderService.outputs.name
 output SERVICE_INVENTORY_SERVICE_NAME string = inventoryService.outputs.name
 output SERVICE_ORDER_SERVICE_URI string = 'https://${orderService.outputs.fqdn}'
+output SERVICE_INVENTORY_SERVICE_URI string = 'https://${inventoryService.outputs.fqdn}'

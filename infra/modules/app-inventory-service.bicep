@@ -1,6 +1,10 @@
-// inventory-service: the subscriber of the pub/sub tutorial. No ingress: Dapr delivers the
-// OrderPlaced events (and the dead-letter topic) to port 5001 over localhost. Uses the components
-// `pubsub-inventory` and `statestore`, both bound to this app's own identity.
+// inventory-service: the subscriber of the pub/sub tutorial. Dapr delivers the OrderPlaced events
+// (and the dead-letter topic) to port 5003 over localhost. External HTTPS ingress exposes the same
+// port for the read-only routes (GET /inventory/{itemId}, GET /inventory/{itemId}/orders/{orderId},
+// GET /deadletters); every write route (POST /inventory/{itemId}, the deliveries) needs the
+// dapr-api-token only the sidecar has (APP_API_TOKEN_REQUIRED), so ingress opens no
+// unauthenticated write. Uses the components `pubsub-inventory` and `statestore`, both bound to
+// this app's own identity.
 
 @description('Location of the app.')
 param location string
@@ -38,6 +42,12 @@ resource app 'Microsoft.App/containerApps@2025-07-01' = {
     workloadProfileName: 'Consumption'
     configuration: {
       activeRevisionsMode: 'Single'
+      ingress: {
+        external: true
+        targetPort: 5003
+        transport: 'http'
+        allowInsecure: false
+      }
       // No identitySettings entry: the identity keeps the default lifecycle (All) because the
       // Dapr sidecar authenticates to Service Bus and Cosmos DB with it.
       registries: [
@@ -49,7 +59,7 @@ resource app 'Microsoft.App/containerApps@2025-07-01' = {
       dapr: {
         enabled: true
         appId: 'inventory-service'
-        appPort: 5001
+        appPort: 5003
         appProtocol: 'http'
         enableApiLogging: false
         logLevel: 'info'
@@ -74,7 +84,7 @@ resource app 'Microsoft.App/containerApps@2025-07-01' = {
           env: [
             {
               name: 'APP_PORT'
-              value: '5001'
+              value: '5003'
             }
             {
               name: 'PUBSUB_NAME'
@@ -83,6 +93,23 @@ resource app 'Microsoft.App/containerApps@2025-07-01' = {
             {
               name: 'STATE_STORE_NAME'
               value: 'statestore'
+            }
+            {
+              // Start-up fails without the APP_API_TOKEN the platform injects: the write routes
+              // must never run unauthenticated behind the external ingress.
+              name: 'APP_API_TOKEN_REQUIRED'
+              value: 'true'
+            }
+            {
+              // Seeded at start-up, create-only: an existing stock record is never overwritten.
+              name: 'INITIAL_STOCK'
+              value: 'item1=100'
+            }
+            {
+              // 30 days. Must exceed the Service Bus message TTL (P14D, servicebus.bicep): a
+              // redelivered event must still find its recorded outcome (test_consistency.py).
+              name: 'OUTCOME_TTL_SECONDS'
+              value: '2592000'
             }
             {
               name: 'LOG_FORMAT'
@@ -100,7 +127,7 @@ resource app 'Microsoft.App/containerApps@2025-07-01' = {
               type: 'Startup'
               httpGet: {
                 path: '/healthz'
-                port: 5001
+                port: 5003
                 scheme: 'HTTP'
               }
               initialDelaySeconds: 2
@@ -112,7 +139,7 @@ resource app 'Microsoft.App/containerApps@2025-07-01' = {
               type: 'Liveness'
               httpGet: {
                 path: '/healthz'
-                port: 5001
+                port: 5003
                 scheme: 'HTTP'
               }
               periodSeconds: 10
@@ -123,7 +150,7 @@ resource app 'Microsoft.App/containerApps@2025-07-01' = {
               type: 'Readiness'
               httpGet: {
                 path: '/healthz'
-                port: 5001
+                port: 5003
                 scheme: 'HTTP'
               }
               periodSeconds: 10
@@ -176,3 +203,4 @@ resource app 'Microsoft.App/containerApps@2025-07-01' = {
 }
 
 output name string = app.name
+output fqdn string = app.properties.configuration.ingress.fqdn

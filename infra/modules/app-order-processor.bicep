@@ -1,6 +1,7 @@
 // order-processor: the callee of the service-invocation tutorial. Dapr delivers the invocations
-// to port 5001 (sidecar-to-sidecar, not through ingress). Internal HTTP ingress exists for the
-// HTTP scale rule and in-environment callers; nothing is exposed outside the environment.
+// to port 5001 (sidecar-to-sidecar, not through ingress). Internal HTTP ingress exists for
+// in-environment callers that use the app name or FQDN; nothing is exposed outside the
+// environment.
 
 @description('Location of the app.')
 param location string
@@ -85,6 +86,12 @@ resource app 'Microsoft.App/containerApps@2025-07-01' = {
               value: '5001'
             }
             {
+              // Start-up fails without the APP_API_TOKEN the platform injects: POST /orders is a
+              // sidecar-only route.
+              name: 'APP_API_TOKEN_REQUIRED'
+              value: 'true'
+            }
+            {
               name: 'LOG_FORMAT'
               value: 'json'
             }
@@ -135,21 +142,65 @@ resource app 'Microsoft.App/containerApps@2025-07-01' = {
         }
       ]
       scale: {
-        // At least one replica: Dapr service invocation goes sidecar to sidecar, not through
-        // ingress, so it neither wakes a scaled-to-zero app nor counts for the HTTP rule.
+        // Dapr service invocation goes sidecar to sidecar, not through ingress: it neither wakes
+        // a scaled-to-zero app nor counts for an HTTP scale rule (which could never fire here).
+        // So one replica always runs, and CPU is what adds replicas under load.
         minReplicas: 1
         maxReplicas: 5
         rules: [
           {
-            name: 'http-concurrency'
-            http: {
+            name: 'cpu-utilization'
+            custom: {
+              type: 'cpu'
               metadata: {
-                concurrentRequests: '50'
+                type: 'Utilization'
+                value: '70'
               }
             }
           }
         ]
       }
+    }
+  }
+}
+
+// Applies to requests that reach order-processor through the environment's service discovery
+// (app name or FQDN, i.e. its internal ingress). It does NOT apply to the tutorial's own path:
+// "Currently, resiliency policies can't be applied to requests made using the Dapr Service
+// Invocation API" (learn.microsoft.com/azure/container-apps/service-discovery-resiliency).
+// checkout -> order-processor via Dapr is covered by Dapr's built-in invocation retries only.
+// Values mirror the local components/resiliency.yaml target `apps.order-processor`: 1 s timeout,
+// 2 retries on 502-504 and connection errors, circuit opens after 5 consecutive errors.
+resource resiliency 'Microsoft.App/containerApps/resiliencyPolicies@2025-10-02-preview' = {
+  parent: app
+  name: 'order-processor-resiliency'
+  properties: {
+    timeoutPolicy: {
+      responseTimeoutInSeconds: 1
+      connectionTimeoutInSeconds: 1
+    }
+    httpRetryPolicy: {
+      maxRetries: 2
+      retryBackOff: {
+        initialDelayInMilliseconds: 250
+        maxIntervalInMilliseconds: 250
+      }
+      matches: {
+        httpStatusCodes: [
+          502
+          503
+          504
+        ]
+        errors: [
+          'connect-failure'
+          'reset'
+        ]
+      }
+    }
+    circuitBreakerPolicy: {
+      consecutiveErrors: 5
+      intervalInSeconds: 10
+      maxEjectionPercent: 100
     }
   }
 }

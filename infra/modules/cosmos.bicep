@@ -92,6 +92,11 @@ resource container 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/container
   }
 }
 
+// principalId comes from the identity module's output, so ARM creates this assignment only after
+// the identity exists. Unlike Microsoft.Authorization/roleAssignments, sqlRoleAssignments have no
+// principalType to skip the directory lookup, so a principal that Entra ID has not replicated yet
+// can still fail with "principal not found" on a first provision: rerun `azd provision`
+// (docs/deploy-azure.md, Troubleshooting).
 resource stateContributor 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2025-04-15' = {
   parent: account
   name: guid(account.id, containerName, dataContributorPrincipalId, dataContributorRoleId)

@@ -91,6 +91,32 @@ resource pubsubInventory 'Microsoft.App/managedEnvironments/daprComponents@2025-
         name: 'consumerID'
         value: subscriberAppId
       }
+      {
+        // At most 10 deliveries run at once per replica (as `concurrency: 10` locally): each
+        // is a Cosmos DB read-modify-write, which a 0.25-vCPU replica and a serverless
+        // account take without throttling itself. KEDA adds replicas for more.
+        name: 'maxConcurrentHandlers'
+        value: '10'
+      }
+      {
+        // Messages held (locked, renewed) per replica: the 10 in flight plus 10 waiting. The
+        // default (1000) would lock a whole backlog on one replica, away from new replicas.
+        name: 'maxActiveMessages'
+        value: '20'
+      }
+      {
+        // Renew held locks every 20 s (the default, stated): well inside lockDuration PT1M, so a
+        // delivery that retries for minutes keeps its lock and is not redelivered meanwhile.
+        name: 'lockRenewalInSec'
+        value: '20'
+      }
+      {
+        // Must exceed the worst-case inbound retry time of one delivery (resiliency below: up
+        // to ~24 min), or the dead-letter publish after the last retry runs on an expired
+        // context, fails, and the message is abandoned instead of dead-lettered.
+        name: 'handlerTimeoutInSec'
+        value: '1800'
+      }
     ]
     scopes: [
       subscriberAppId
@@ -129,6 +155,81 @@ resource statestore 'Microsoft.App/managedEnvironments/daprComponents@2025-07-01
     scopes: [
       subscriberAppId
     ]
+  }
+}
+
+// Resiliency (Container Apps applies these inside each scoped app's sidecar, as Dapr Resiliency
+// targets `components.<name>.inbound|outbound`; learn.microsoft.com/azure/container-apps/
+// dapr-component-resiliency). Mirrors components/resiliency.yaml. Without an inbound retry
+// policy and with a dead-letter topic set, Dapr dead-letters a failed delivery after ONE
+// attempt, so a `503 RETRY` (Cosmos DB 429, write conflict) would lose a valid order.
+
+// Publishing from order-service: a broker hiccup is retried briefly (3 x ~500 ms, as locally),
+// then reported to the caller as a 5xx. 5 s per attempt matches the app's sidecar-call timeout.
+// The component's own publishMaxRetries (default 5) still runs inside each attempt.
+resource pubsubResiliency 'Microsoft.App/managedEnvironments/daprComponents/resiliencyPolicies@2025-10-02-preview' = {
+  parent: pubsub
+  name: 'pubsub-resiliency'
+  properties: {
+    outboundPolicy: {
+      httpRetryPolicy: {
+        maxRetries: 3
+        retryBackOff: {
+          initialDelayInMilliseconds: 500
+          maxIntervalInMilliseconds: 500
+        }
+      }
+      timeoutPolicy: {
+        responseTimeoutInSeconds: 5
+      }
+    }
+  }
+}
+
+// Deliveries to inventory-service: exponential backoff from 0.5 s growing to 10 s, 60 retries
+// (~10 min of retrying; locally "forever", which ACA's policy cannot express), 10 s per
+// attempt. All of it happens in the sidecar within ONE Service Bus delivery (the lock is
+// renewed meanwhile); once exhausted, Dapr publishes the event to OrderPlaced-deadletter and
+// completes the message. Worst case: 61 attempts x 10 s + ~9 min of backoff (up to x1.5 with
+// Dapr's jitter) = ~24 min, below handlerTimeoutInSec (1800 s) above.
+resource pubsubInventoryResiliency 'Microsoft.App/managedEnvironments/daprComponents/resiliencyPolicies@2025-10-02-preview' = {
+  parent: pubsubInventory
+  name: 'pubsub-inventory-resiliency'
+  properties: {
+    inboundPolicy: {
+      httpRetryPolicy: {
+        maxRetries: 60
+        retryBackOff: {
+          initialDelayInMilliseconds: 500
+          maxIntervalInMilliseconds: 10000
+        }
+      }
+      timeoutPolicy: {
+        responseTimeoutInSeconds: 10
+      }
+    }
+  }
+}
+
+// State store calls from inventory-service: short. The app runs its own read-modify-write
+// loop with ETags and answers `503 RETRY` when it gives up, which the inbound policy above
+// retries; long retries here would only stack under it (a retried ETag conflict fails again).
+resource statestoreResiliency 'Microsoft.App/managedEnvironments/daprComponents/resiliencyPolicies@2025-10-02-preview' = {
+  parent: statestore
+  name: 'statestore-resiliency'
+  properties: {
+    outboundPolicy: {
+      httpRetryPolicy: {
+        maxRetries: 2
+        retryBackOff: {
+          initialDelayInMilliseconds: 200
+          maxIntervalInMilliseconds: 1000
+        }
+      }
+      timeoutPolicy: {
+        responseTimeoutInSeconds: 5
+      }
+    }
   }
 }
 

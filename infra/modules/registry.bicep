@@ -30,6 +30,13 @@ resource registry 'Microsoft.ContainerRegistry/registries@2025-04-01' = {
     networkRuleBypassOptions: 'AzureServices'
     // checkov:skip=CKV_AZURE_233: Zone redundancy for ACR is Premium-only; Basic is enough to hold four small images, and pulls happen only at revision start.
     zoneRedundancy: 'Disabled'
+    policies: {
+      // Stated, not left to the default: azd (and `az acr login`) exchange the developer's
+      // ARM-audience Entra token for a registry token; 'disabled' would break `azd deploy`.
+      azureADAuthenticationAsArmPolicy: {
+        status: 'enabled'
+      }
+    }
   }
 }
 
