@@ -11,11 +11,29 @@
 # version, a documented substitute is used and recorded in the cache's PROVENANCE file (see
 # "Fallbacks" below). Set DAPR_RUNTIME_PATH to lay out <path>/.dapr instead of ~/.dapr, and
 # DAPR_RUST_CACHE to move the cache.
+#
+# The CLI goes where Dapr's own installer puts it, /usr/local/bin, when that is writable, so
+# `dapr` works in every new terminal; otherwise into ~/.dapr/bin, and the script says exactly
+# what to add to PATH.
+#
+# `--aca-runtime` also lays out runtime 1.16.2, the Dapr line Azure Container Apps runs, as
+# <cache>/dapr-1.16.2/.dapr (use it with DAPR_RUNTIME_PATH=<cache>/dapr-1.16.2); it prints that
+# path last. The tests run the Azure-parity run and the pub/sub and invocation tests on it too.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RUNTIME_VERSION="1.18.3"
 CLI_VERSION="1.18.0"
+# The Dapr line Azure Container Apps runs (it was upgraded to 1.16.4; the module proxy here
+# refuses 1.16.4 and serves 1.16.2).
+ACA_RUNTIME_VERSION="1.16.2"
+WANT_ACA_RUNTIME=""
+for arg in "$@"; do
+  case "$arg" in
+    --aca-runtime) WANT_ACA_RUNTIME=1 ;;
+    *) die "unknown argument $arg (usage: scripts/install-dapr.sh [--aca-runtime])" ;;
+  esac
+done
 
 # Fallbacks, used only when the proxy refuses the pinned module versions (seen on networks that
 # reach a partial mirror of proxy.golang.org: "403 Forbidden: This module version is not available").
@@ -24,8 +42,17 @@ CLI_VERSION="1.18.0"
 # (github.com/twmb/pulsar-client-go, github.com/iskorotkov/avro/v2). The fallback builds the same
 # 1.18.3 runtime source with durabletask-go v0.12.1 (what runtime 1.18.0 and 1.18.1 ship) and
 # without the Pulsar pub/sub component. Neither is used by this project (no workflows, no Pulsar).
-RUNTIME_FALLBACK_REPLACES=("github.com/dapr/durabletask-go=github.com/dapr/durabletask-go@v0.12.1")
-RUNTIME_FALLBACK_REMOVES=("cmd/daprd/components/pubsub_pulsar.go")
+# These four are read through namerefs in build_runtime.
+# shellcheck disable=SC2034
+RUNTIME_FALLBACK_REPLACES_1_18_3=("github.com/dapr/durabletask-go=github.com/dapr/durabletask-go@v0.12.1")
+# shellcheck disable=SC2034
+RUNTIME_FALLBACK_REMOVES_1_18_3=("cmd/daprd/components/pubsub_pulsar.go")
+# Runtime 1.16.2 pins components-contrib v1.16.3, which the proxy refuses; v1.16.5 is the contrib
+# release of runtime 1.16.5 (the same patch line, the same replacement the CLI fallback uses).
+# shellcheck disable=SC2034
+RUNTIME_FALLBACK_REPLACES_1_16_2=("github.com/dapr/components-contrib=github.com/dapr/components-contrib@v1.16.5")
+# shellcheck disable=SC2034
+RUNTIME_FALLBACK_REMOVES_1_16_2=()
 # CLI 1.18.0's source is refused outright; 1.16.5 is the newest CLI release it serves. Its only
 # refused dependency, components-contrib v1.16.3 (reached through dapr/dapr v1.16.2), is replaced
 # by v1.16.5, the contrib release of runtime 1.16.5. Every module is still verified against the
@@ -33,7 +60,6 @@ RUNTIME_FALLBACK_REMOVES=("cmd/daprd/components/pubsub_pulsar.go")
 CLI_FALLBACK_VERSION="1.16.5"
 CLI_FALLBACK_REPLACES=("github.com/dapr/components-contrib=github.com/dapr/components-contrib@v1.16.5")
 
-RUNTIME_DIR="$CACHE_DIR/dapr-runtime-$RUNTIME_VERSION"
 CLI_DIR="$CACHE_DIR/dapr-cli"
 BUILD_DIR="$CACHE_DIR/build"
 
@@ -74,8 +100,15 @@ refused_by_proxy() {
   grep -qE '403 Forbidden|This module version is not available' "$1"
 }
 
+# build_runtime VERSION: builds daprd, placement and scheduler VERSION into
+# $CACHE_DIR/dapr-runtime-VERSION/bin.
 build_runtime() {
   require_go
+  local RUNTIME_VERSION="$1"
+  local RUNTIME_DIR="$CACHE_DIR/dapr-runtime-$1"
+  local key="${RUNTIME_VERSION//./_}"
+  local -n fallback_replaces="RUNTIME_FALLBACK_REPLACES_$key"
+  local -n fallback_removes="RUNTIME_FALLBACK_REMOVES_$key"
   local started=$SECONDS src work log commit notes=""
   say "building the Dapr runtime $RUNTIME_VERSION (daprd, placement, scheduler) from github.com/dapr/dapr; this takes a few minutes"
   src=$(module_dir github.com/dapr/dapr "v$RUNTIME_VERSION") || die "cannot download github.com/dapr/dapr@v$RUNTIME_VERSION through the Go module proxy ($(go env GOPROXY))"
@@ -90,8 +123,8 @@ build_runtime() {
     if [[ $attempt == fallback ]]; then
       say "the module proxy refused some pinned dependencies; building with the documented fallback"
       local r f
-      for r in "${RUNTIME_FALLBACK_REPLACES[@]}"; do (cd "$work" && go mod edit -replace "$r"); notes+="replace $r"$'\n'; done
-      for f in "${RUNTIME_FALLBACK_REMOVES[@]}"; do rm -f "$work/$f"; notes+="remove $f"$'\n'; done
+      for r in "${fallback_replaces[@]}"; do (cd "$work" && go mod edit -replace "$r"); notes+="replace $r"$'\n'; done
+      for f in "${fallback_removes[@]}"; do rm -f "$work/$f"; notes+="remove $f"$'\n'; done
     fi
     if (cd "$work" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -tags stablecomponents -ldflags "$ldflags" -o "$RUNTIME_DIR/bin/daprd" ./cmd/daprd) >"$log" 2>&1; then
       break
@@ -165,31 +198,35 @@ install_binary() {
   install -m 0755 "$1" "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"
 }
 
+# lay_out_home HOME VERSION: daprd, placement and scheduler VERSION in HOME/bin (built or taken
+# from the cache), plus what `dapr init --slim` creates besides the binaries: an empty
+# components folder and a default configuration without a tracing exporter. Existing files
+# other than the binaries are left alone.
+lay_out_home() {
+  local home="$1" version="$2" runtime_dir="$CACHE_DIR/dapr-runtime-$2"
+  [[ -x "$runtime_dir/bin/daprd" ]] || build_runtime "$version"
+  mkdir -p "$home/bin" "$home/components"
+  for bin in daprd placement scheduler; do install_binary "$runtime_dir/bin/$bin" "$home/bin/$bin"; done
+  if [[ ! -f "$home/config.yaml" ]]; then
+    cat >"$home/config.yaml" <<'YAML'
+apiVersion: dapr.io/v1alpha1
+kind: Configuration
+metadata:
+  name: daprConfig
+spec: {}
+YAML
+  fi
+}
+
 # The runtime: reuse ~/.dapr/bin/daprd, else install it (and placement, scheduler) from the cache.
 if [[ -x "$DAPR_HOME/bin/daprd" ]]; then
   installed=$("$DAPR_HOME/bin/daprd" --version 2>/dev/null || echo unknown)
   say "daprd: using $DAPR_HOME/bin/daprd ($installed)"
   [[ $installed == "$RUNTIME_VERSION" ]] || warn "this project is tested with Dapr runtime $RUNTIME_VERSION; found $installed"
 else
-  [[ -x "$RUNTIME_DIR/bin/daprd" ]] || build_runtime
-  mkdir -p "$DAPR_HOME/bin"
-  for bin in daprd placement scheduler; do install_binary "$RUNTIME_DIR/bin/$bin" "$DAPR_HOME/bin/$bin"; done
+  lay_out_home "$DAPR_HOME" "$RUNTIME_VERSION"
   say "daprd: installed $RUNTIME_VERSION into $DAPR_HOME/bin"
 fi
-
-# The CLI: reuse one on PATH or next to the runtime, else install it there from the cache.
-if command -v dapr >/dev/null; then
-  say "dapr CLI: using $(command -v dapr) ($(cli_version dapr))"
-elif [[ -x "$DAPR_HOME/bin/dapr" ]]; then
-  say "dapr CLI: using $DAPR_HOME/bin/dapr ($(cli_version "$DAPR_HOME/bin/dapr"))"
-else
-  [[ -x "$CLI_DIR/bin/dapr" ]] || build_cli
-  install_binary "$CLI_DIR/bin/dapr" "$DAPR_HOME/bin/dapr"
-  say "dapr CLI: $DAPR_HOME/bin/dapr ($(cli_version "$DAPR_HOME/bin/dapr")); add $DAPR_HOME/bin to PATH to use it yourself"
-fi
-
-# What `dapr init --slim` creates besides the binaries: an empty components folder and a default
-# configuration without a tracing exporter. Existing files are left alone.
 mkdir -p "$DAPR_HOME/components"
 if [[ ! -f "$DAPR_HOME/config.yaml" ]]; then
   cat >"$DAPR_HOME/config.yaml" <<'YAML'
@@ -199,4 +236,33 @@ metadata:
   name: daprConfig
 spec: {}
 YAML
+fi
+
+# The CLI: reuse one on PATH, else install it where Dapr's installer does (/usr/local/bin) when
+# that is writable, else next to the runtime.
+if command -v dapr >/dev/null; then
+  say "dapr CLI: using $(command -v dapr) ($(cli_version dapr))"
+else
+  [[ -x "$CLI_DIR/bin/dapr" ]] || build_cli
+  if [[ -w /usr/local/bin ]]; then
+    install_binary "$CLI_DIR/bin/dapr" /usr/local/bin/dapr
+    say "dapr CLI: installed /usr/local/bin/dapr ($(cli_version /usr/local/bin/dapr))"
+  elif [[ -x "$DAPR_HOME/bin/dapr" ]]; then
+    say "dapr CLI: using $DAPR_HOME/bin/dapr ($(cli_version "$DAPR_HOME/bin/dapr"))"
+    say "  /usr/local/bin is not writable: to use dapr in a new terminal, add this line to ~/.bashrc (or your shell's profile):"
+    say "    export PATH=\"$DAPR_HOME/bin:\$PATH\""
+  else
+    install_binary "$CLI_DIR/bin/dapr" "$DAPR_HOME/bin/dapr"
+    say "dapr CLI: installed $DAPR_HOME/bin/dapr ($(cli_version "$DAPR_HOME/bin/dapr"))"
+    say "  /usr/local/bin is not writable: to use dapr in a new terminal, add this line to ~/.bashrc (or your shell's profile):"
+    say "    export PATH=\"$DAPR_HOME/bin:\$PATH\""
+  fi
+fi
+
+# The Azure Container Apps runtime line, on request, in a home of its own.
+if [[ -n $WANT_ACA_RUNTIME ]]; then
+  aca_root="$CACHE_DIR/dapr-$ACA_RUNTIME_VERSION"
+  lay_out_home "$aca_root/.dapr" "$ACA_RUNTIME_VERSION"
+  say "daprd $ACA_RUNTIME_VERSION (the Azure Container Apps line): use DAPR_RUNTIME_PATH=$aca_root"
+  printf '%s\n' "$aca_root"
 fi

@@ -29,6 +29,7 @@ pub use nix::sys::signal::Signal;
 use nix::sys::signal::killpg;
 use nix::unistd::Pid;
 
+pub mod aca;
 pub mod readme;
 
 /// The repository root.

@@ -1,0 +1,382 @@
+//! The Azure deployment run here as Azure Container Apps runs it (`e2e::aca`): the apps with the
+//! env vars, ports, Dapr settings, ingress, components and resiliency policies of `infra/`, a
+//! random `APP_API_TOKEN` per app, and the sidecar stopped 5 s after the app.
+//!
+//! The guide's post-deploy commands (`docs/deploy-azure.md`) run verbatim against it, with
+//! `ORDER_URL` and `INVENTORY_URL` pointing at the local "ingress". Each test here fails if one
+//! of the defects it is named for comes back: a public order refused (token on every route), a
+//! tutorial that cannot be done (no stock, no way to read it), a retryable delivery
+//! dead-lettered (no resiliency deployed), an order lost when a replica stops.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use e2e::aca::{self, AcaRun};
+use e2e::{Env, Redis, readme, record_scenario, shell_output_with, wait_until};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// Where the stand-in for Cosmos DB listens: a Redis of its own, so it can fail on its own.
+const STATE_REDIS_PORT: u16 = 6380;
+
+struct Deployment {
+    run: AcaRun,
+    state: Redis,
+    _env: Env,
+}
+
+impl Deployment {
+    fn start(test: &str, edit: impl FnOnce(&mut Value)) -> Self {
+        let env = Env::new(test);
+        let state = Redis::start_on(&env.logs, STATE_REDIS_PORT, true);
+        let mut model = aca::model();
+        edit(&mut model);
+        let run = AcaRun::start(
+            model,
+            "localhost:6379",
+            &format!("localhost:{STATE_REDIS_PORT}"),
+            &env.logs,
+        );
+        let inventory = run.replica("inventory-service");
+        inventory
+            .sidecar()
+            .wait_for("topic=OrderPlaced", Duration::from_secs(60));
+        Self {
+            run,
+            state,
+            _env: env,
+        }
+    }
+
+    fn url(&self, app: &str) -> String {
+        self.run
+            .ingress_url(app)
+            .unwrap_or_else(|| panic!("{app} has no external ingress in infra/"))
+    }
+
+    fn inventory_log(&self) -> &e2e::Proc {
+        self.run.replica("inventory-service").app()
+    }
+}
+
+fn guide_step(name: &str, urls: &[(&str, &str)]) {
+    let printed = shell_output_with(&readme::guide::command(name), urls);
+    readme::guide::matches_json_output(name, &printed).unwrap();
+}
+
+#[test]
+fn the_azure_guide_works_on_the_deployments_own_configuration() {
+    let d = Deployment::start("aca_guide", |_| {});
+    let order_url = d.url("order-service");
+    let inventory_url = d.url("inventory-service");
+    let urls = [
+        ("ORDER_URL", order_url.as_str()),
+        ("INVENTORY_URL", inventory_url.as_str()),
+    ];
+    assert_eq!(
+        readme::guide::unmarked_bash_blocks(),
+        Vec::<usize>::new(),
+        "every bash block of the guide is marked `command:` (run here) or `azure:` (needs Azure)"
+    );
+
+    let mut ran = BTreeSet::new();
+    let inventory = d.inventory_log();
+    for step in [
+        "aca-stock-before",
+        "aca-place-order",
+        "aca-stock-after",
+        "aca-outcome",
+        "aca-order-beyond-stock",
+        "aca-outcome-rejected",
+        "aca-malformed-order",
+        "aca-deadletters",
+        "aca-write-refused",
+    ] {
+        match step {
+            "aca-stock-after" => inventory.wait_for(
+                "Processed OrderPlaced event. orderId=order-1001, itemId=item1, ordered=10, remaining=90",
+                Duration::from_secs(30),
+            ),
+            "aca-outcome-rejected" => inventory.wait_for(
+                "Rejected OrderPlaced event. orderId=order-1002",
+                Duration::from_secs(30),
+            ),
+            _ => {}
+        }
+        guide_step(step, &urls);
+        ran.insert(step.to_owned());
+    }
+    let in_guide: BTreeSet<String> = readme::guide::command_names()
+        .into_iter()
+        .filter(|n| n.starts_with("aca-"))
+        .collect();
+    assert_eq!(
+        in_guide, ran,
+        "the test runs every post-deploy command of the guide"
+    );
+    record_scenario(
+        "aca parity: the guide's tutorial flow on the deployment's configuration, stock 100 -> 90, over-stock order rejected, malformed order refused, stock write from the internet 401",
+    );
+}
+
+#[test]
+fn on_the_deployed_configuration_only_sidecar_routes_need_the_token() {
+    let d = Deployment::start("aca_tokens", |_| {});
+    let inventory_url = d.url("inventory-service");
+    let order_url = d.url("order-service");
+    assert_eq!(
+        d.run.ingress_url("order-processor"),
+        None,
+        "order-processor has internal ingress: no public URL"
+    );
+    assert_eq!(
+        d.run.ingress_url("checkout"),
+        None,
+        "checkout has no ingress"
+    );
+
+    // Public: the order API with plain curl, and the inventory's reads.
+    let (status, body) = post_with(
+        &format!("{order_url}/order"),
+        &order("tok-1", "item1", 1),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    d.inventory_log().wait_for(
+        "Processed OrderPlaced event. orderId=tok-1",
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        get_json(&format!("{inventory_url}/inventory/item1")).1["quantity"],
+        99
+    );
+
+    // Sidecar-only, from outside: 401 without the token or with a wrong one.
+    let event = json!({"specversion": "1.0", "id": "forged", "source": "internet", "type": "com.dapr.event.sent",
+        "datacontenttype": "application/json", "data": order("forged-1", "item1", 99)});
+    for token in [None, Some("guess")] {
+        for (path, body) in [
+            ("/orders", event.clone()),
+            ("/deadletters", event.clone()),
+            ("/inventory/item1", json!({"quantity": 1_000_000})),
+        ] {
+            let (status, text) = post_with(&format!("{inventory_url}{path}"), &body, token);
+            assert_eq!(status, 401, "POST {path} with {token:?}: {text}");
+        }
+        let (status, _) = get_json_with(&format!("{inventory_url}/dapr/subscribe"), token);
+        assert_eq!(status, 401, "GET /dapr/subscribe with {token:?}");
+    }
+    assert_eq!(
+        get_json(&format!("{inventory_url}/inventory/item1")).1["quantity"],
+        99
+    );
+
+    // With the token the platform injected (what the sidecar presents), the same write passes.
+    let inventory = d.run.replica("inventory-service");
+    let (status, text) = post_with(
+        &format!("{inventory_url}/inventory/item2"),
+        &json!({"quantity": 5}),
+        Some(&inventory.token),
+    );
+    assert_eq!(status, 200, "{text}");
+
+    // checkout → order-processor through both sidecars, tokens on both sides.
+    let checkout = d.run.replica("checkout").app();
+    checkout.wait_for_count("Order passed", 3, Duration::from_secs(60));
+    assert!(
+        checkout.lines_containing("Order failed").is_empty(),
+        "{}",
+        checkout.tail(20)
+    );
+    let processor = d.run.replica("order-processor");
+    let (status, text) = post_with(
+        &format!(
+            "http://127.0.0.1:{}/orders",
+            aca_app_port(&d.run, "order-processor")
+        ),
+        &json!({"orderId": 7}),
+        None,
+    );
+    assert_eq!(
+        status, 401,
+        "order-processor's /orders is only for its sidecar: {text}"
+    );
+    processor
+        .app()
+        .wait_for("Order received", Duration::from_secs(10));
+}
+
+fn aca_app_port(run: &AcaRun, app: &str) -> u64 {
+    run.model["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == app)
+        .and_then(|a| a["dapr"]["appPort"].as_u64())
+        .unwrap()
+}
+
+/// Places one order while the state store is down for `outage`, then brings it back.
+fn order_during_state_store_outage(d: &mut Deployment, order_id: &str, outage: Duration) {
+    let order_url = d.url("order-service");
+    d.state.stop();
+    let (status, text) = post_with(
+        &format!("{order_url}/order"),
+        &order(order_id, "item1", 10),
+        None,
+    );
+    assert_eq!(status, 200, "{text}");
+    d.inventory_log().wait_for(
+        &format!("OrderPlaced event not processed, Dapr will retry it. orderId={order_id}"),
+        Duration::from_secs(30),
+    );
+    std::thread::sleep(outage);
+    d.state.start_again();
+}
+
+#[test]
+fn a_state_store_outage_delays_an_order_instead_of_dead_lettering_it() {
+    let mut d = Deployment::start("aca_store_outage", |_| {});
+    let inventory_url = d.url("inventory-service");
+    order_during_state_store_outage(&mut d, "outage-1", Duration::from_secs(4));
+    d.inventory_log().wait_for(
+        "Processed OrderPlaced event. orderId=outage-1, itemId=item1, ordered=10, remaining=90",
+        Duration::from_secs(60),
+    );
+    let attempts = d
+        .inventory_log()
+        .lines_containing("not processed, Dapr will retry it. orderId=outage-1")
+        .len();
+    assert!(
+        attempts >= 2,
+        "the deployed inbound retry policy retried the delivery ({attempts} attempts)"
+    );
+    assert_eq!(
+        get_json(&format!("{inventory_url}/deadletters")).1["count"],
+        0
+    );
+    record_scenario(&format!(
+        "aca parity: state store down 4 s with the deployed resiliency: applied after {attempts} failed attempts, 0 dead-lettered"
+    ));
+}
+
+/// Pins the Dapr behaviour defect 3 of the Azure issue is about (dapr/dapr
+/// `pkg/runtime/subscription/subscription.go`, the same in 1.16 and 1.18): with a dead-letter
+/// topic and no retry policy, a delivery the app answers RETRY is tried once, then published to
+/// the dead-letter topic and acknowledged. This is what Azure did before `infra/` deployed the
+/// component resiliency policies.
+#[test]
+fn without_a_retry_policy_dapr_dead_letters_a_retryable_delivery_after_one_attempt() {
+    let mut d = Deployment::start("aca_no_resiliency", |model| {
+        for c in model["components"].as_array_mut().unwrap() {
+            c["resiliency"] = Value::Null;
+        }
+        for a in model["apps"].as_array_mut().unwrap() {
+            a["resiliency"] = Value::Null;
+        }
+    });
+    assert!(
+        !d.run.resources.join("resiliency.yaml").exists(),
+        "no policy, no Resiliency spec"
+    );
+    let inventory_url = d.url("inventory-service");
+    order_during_state_store_outage(&mut d, "lost-1", Duration::from_secs(2));
+    let recorded = wait_until(Duration::from_secs(30), || {
+        get_json(&format!("{inventory_url}/deadletters")).1["count"] == 1
+    });
+    assert!(
+        recorded,
+        "the order was dead-lettered: {}",
+        d.inventory_log().tail(20)
+    );
+    let attempts = d
+        .inventory_log()
+        .lines_containing("not processed, Dapr will retry it. orderId=lost-1")
+        .len();
+    assert_eq!(attempts, 1, "one attempt only");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        get_json(&format!("{inventory_url}/inventory/item1")).1["quantity"],
+        100,
+        "a valid order was lost to the dead-letter topic"
+    );
+    record_scenario(
+        "aca parity without resiliency: state store down, the order was tried once and dead-lettered (lost)",
+    );
+}
+
+#[test]
+fn a_replica_stopped_the_way_container_apps_stops_it_loses_no_order() {
+    let mut d = Deployment::start("aca_sigterm", |_| {});
+    let order_url = d.url("order-service");
+    let inventory_url = d.url("inventory-service");
+    let total = 300u64;
+    let initial = 1000u64;
+    let token = d.run.replica("inventory-service").token.clone();
+    let (status, text) = post_with(
+        &format!("{inventory_url}/inventory/drain"),
+        &json!({ "quantity": initial }),
+        Some(&token),
+    );
+    assert_eq!(status, 200, "{text}");
+    let sender = std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut statuses = Vec::new();
+        for i in 1..=total {
+            let (status, _) = post_with(
+                &format!("{order_url}/order"),
+                &order(&format!("stop-{i}"), "drain", 1),
+                None,
+            );
+            statuses.push(status);
+            // About 40 orders a second, for about 7.5 s.
+            let due = Duration::from_millis(25 * i);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        statuses
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let stop_started = Instant::now();
+    d.run.stop_app("inventory-service");
+    let stopped_after = stop_started.elapsed();
+    d.run.start_app("inventory-service");
+    let statuses = sender.join().unwrap();
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "{:?}",
+        e2e::tally(statuses)
+    );
+    let done = wait_until(Duration::from_secs(150), || {
+        get_json(&format!("{inventory_url}/inventory/drain")).1["quantity"] == initial - total
+    });
+    let ids: Vec<String> = (1..=total).map(|i| format!("stop-{i}")).collect();
+    let (applied, rejected, missing) = tally_outcomes_at(&inventory_url, "drain", &ids);
+    let dead = get_json(&format!("{inventory_url}/deadletters")).1["count"].clone();
+    assert!(
+        done,
+        "stock {} after the restart; applied {applied}, missing {missing}, dead-lettered {dead}",
+        get_json(&format!("{inventory_url}/inventory/drain")).1["quantity"]
+    );
+    assert_eq!((applied, rejected, missing), (total as usize, 0, 0));
+    assert_eq!(dead, 0, "nothing was dead-lettered");
+    record_scenario(&format!(
+        "aca parity: inventory-service stopped mid-stream as ACA does (app SIGTERM, sidecar 5 s later; both down after {stopped_after:?}) and restarted: {applied}/{total} applied once, 0 dead-lettered"
+    ));
+}
+
+/// Like `tally_outcomes`, through the inventory's public ingress.
+fn tally_outcomes_at(base: &str, item: &str, order_ids: &[String]) -> (usize, usize, usize) {
+    let (mut applied, mut rejected, mut missing) = (0, 0, 0);
+    for id in order_ids {
+        let (status, body) = get_json(&format!("{base}/inventory/{item}/orders/{id}"));
+        match (status, body["status"].as_str()) {
+            (200, Some("applied")) => applied += 1,
+            (200, Some("rejected")) => rejected += 1,
+            _ => missing += 1,
+        }
+    }
+    (applied, rejected, missing)
+}
