@@ -34,12 +34,17 @@ from infra_model import Expr, get  # noqa: E402
 SERVICES = ["checkout", "order-processor", "order-service", "inventory-service"]
 CONTRACT = {
     "checkout": {"ingress": None, "dapr_app_port": False, "replicas": (1, 1)},
-    "order-processor": {"ingress": "internal", "dapr_app_port": True, "scale": "http"},
+    "order-processor": {"ingress": "internal", "dapr_app_port": True, "scale": "cpu", "token_required": True},
     "order-service": {"ingress": "external", "dapr_app_port": True, "scale": "http"},
-    "inventory-service": {"ingress": None, "dapr_app_port": True, "scale": "azure-servicebus"},
+    "inventory-service": {"ingress": "external", "dapr_app_port": True, "scale": "azure-servicebus", "token_required": True},
 }
+# Env the inventory-service app needs on Azure (seeded stock, outcome records' lifetime).
+INVENTORY_ENV = {"INITIAL_STOCK", "OUTCOME_TTL_SECONDS"}
+# Dapr components that must carry a resiliency policy, and the direction that must retry.
+COMPONENT_RESILIENCY = {"pubsub": "outboundPolicy", "pubsub-inventory": "inboundPolicy", "statestore": "outboundPolicy"}
+APP_RESILIENCY = {"order-processor"}
 REQUIRED_ENV = {"APP_PORT", "LOG_FORMAT", "RUST_LOG"}
-REQUIRED_OUTPUTS = {"AZURE_CONTAINER_REGISTRY_ENDPOINT", "AZURE_RESOURCE_GROUP", "SERVICE_ORDER_SERVICE_URI"}
+REQUIRED_OUTPUTS = {"AZURE_CONTAINER_REGISTRY_ENDPOINT", "AZURE_RESOURCE_GROUP", "SERVICE_ORDER_SERVICE_URI", "SERVICE_INVENTORY_SERVICE_URI"}
 SECRETISH = re.compile(r"(key|secret|password|connectionstring|token|credential|sas)", re.I)
 SECRET_EXPR = re.compile(r"(\blist\w*\(|connectionstring|instrumentationkey|primarykey|secondarykey)", re.I)
 MAX_APP_NAME = 32
@@ -227,6 +232,11 @@ def check_azure_yaml(repo: Repo, r: Report) -> None:
             r.err("azd", f"service {name}: docker.context resolves to {ctx}, not the repository root (the workspace needs every member)")
         if docker.get("remoteBuild") is not True:
             r.err("azd", f"service {name}: docker.remoteBuild is not true")
+        want = sorted({d.api_version for _, d in repo.apps().values()}) if repo.modules else []
+        if len(want) == 1:
+            r.eq("azd", f"service {name} apiVersion", "azure.yaml", svc.get("apiVersion"), "Microsoft.App/containerApps API version in infra", want[0])
+        else:
+            r.err("azd", f"container apps use API versions {want}: azure.yaml apiVersion needs one")
         if (repo.root / "infra" / f"{name}.bicep").exists() and (
             (repo.root / "infra" / f"{name}.parameters.json").exists() or (repo.root / "infra" / f"{name}.bicepparam").exists()
         ):
@@ -328,10 +338,21 @@ def check_apps(repo: Repo, r: Report, code: dict) -> dict[str, dict]:
             for var in env:
                 if var not in lits:
                     r.err("code", f"{fname} sets env {var} for {svc}, but neither {svc}/src nor service-kit/src mentions \"{var}\"")
+        # Azure follows the local port plan (README "Port plan" = dapr.yaml appPort). The code
+        # default is the single-tutorial port and is never used where APP_PORT is set.
+        plan = readme_port_plan(repo)
+        if svc in plan:
+            r.eq("infra", f"{svc} port", f"{fname} APP_PORT", port, "README port plan", plan[svc][0] if plan[svc][0] is not None else port)
+        else:
+            r.err("infra", f"README port plan has no row for {svc}")
+        if c.get("token_required"):
+            r.eq("infra", f"{svc} APP_API_TOKEN_REQUIRED", fname, env.get("APP_API_TOKEN_REQUIRED"), "decision (sidecar-only routes need the token)", "true")
+        if svc == "inventory-service":
+            missing_inv = INVENTORY_ENV - set(env)
+            if missing_inv:
+                r.err("infra", f"{where}: container env lacks {sorted(missing_inv)}")
         if c["dapr_app_port"]:
             r.eq("infra", f"{svc} port", f"{fname} dapr.appPort", dapr.get("appPort"), f"{fname} APP_PORT", port)
-            if "port" in code.get(svc, {}):
-                r.eq("infra", f"{svc} port", f"{fname} APP_PORT", port, f"{svc}/src/config.rs default", code[svc]["port"])
             if get(dapr, "appHealth", "path") not in (None, "/healthz"):
                 r.err("infra", f"{where}: Dapr appHealth path is not /healthz")
         elif "appPort" in dapr:
@@ -362,6 +383,13 @@ def check_apps(repo: Repo, r: Report, code: dict) -> dict[str, dict]:
             r.eq("infra", f"{svc} replicas (min, max)", fname, (scale.get("minReplicas"), scale.get("maxReplicas")), "contract", c["replicas"])
         if c.get("scale") == "http" and not any("http" in rule for rule in rules):
             r.err("infra", f"{where}: no HTTP scale rule")
+        if c.get("scale") == "cpu":
+            if not any(get(rule, "custom", "type") == "cpu" for rule in rules):
+                r.err("infra", f"{where}: no CPU scale rule (Dapr invocation never reaches an HTTP rule)")
+            if any("http" in rule for rule in rules):
+                r.err("infra", f"{where}: HTTP scale rule on an app reached only through Dapr invocation (it can never fire)")
+            if (scale.get("minReplicas") or 0) < 1:
+                r.err("infra", f"{where}: minReplicas < 1 (Dapr invocation does not wake an app at zero)")
         if c.get("scale") == "azure-servicebus":
             sb_rules = [rule["custom"] for rule in rules if get(rule, "custom", "type") == "azure-servicebus"]
             if not sb_rules:
@@ -471,6 +499,119 @@ def check_components(repo: Repo, r: Report, code: dict, eff: dict) -> None:
         r.eq("infra", "Cosmos partition key", "cosmos.bicep", get(d.body, "properties", "resource", "partitionKey", "paths"), "Dapr state.azure.cosmosdb", ["/partitionKey"])
 
 
+ISO_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+
+
+def iso_seconds(value) -> int | None:
+    """ISO 8601 duration of days/hours/minutes/seconds (P14D, PT1M) in seconds; None otherwise."""
+    mm = ISO_DURATION.match(str(value or ""))
+    if not mm or not any(mm.groups()):
+        return None
+    d, h, mi, s = (int(x or 0) for x in mm.groups())
+    return ((d * 24 + h) * 60 + mi) * 60 + s
+
+
+def retry_worst_case_seconds(policy: dict) -> float | None:
+    """Upper bound of one delivery's retry loop: every attempt times out, every backoff is at
+    the top of Dapr's exponential jitter (interval x 1.5 growth, +50 %)."""
+    retry = get(policy, "httpRetryPolicy") or {}
+    n = retry.get("maxRetries")
+    first = get(retry, "retryBackOff", "initialDelayInMilliseconds")
+    cap = get(retry, "retryBackOff", "maxIntervalInMilliseconds")
+    per_try = get(policy, "timeoutPolicy", "responseTimeoutInSeconds")
+    if not all(isinstance(x, int) for x in (n, first, cap, per_try)):
+        return None
+    backoff, interval = 0.0, first / 1000
+    for _ in range(n):
+        backoff += min(interval, cap / 1000)
+        interval *= 1.5
+    return (n + 1) * per_try + backoff * 1.5
+
+
+def check_resiliency(repo: Repo, r: Report, eff: dict) -> None:
+    """Resiliency policies: each targets an existing component or app, the required ones exist
+    with retries in the right direction, and the Service Bus component's lock and handler
+    timeouts cover the inbound retry loop."""
+    comps = repo.components()
+    comp_policies: dict[str, dict] = {}
+    for fname, bf in repo.modules.items():
+        symbols = {d.symbol: d for d in bf.decls}
+        for d in bf.resources("Microsoft.App/managedEnvironments/daprComponents/resiliencyPolicies"):
+            parent = symbols.get(str(d.body.get("parent")))
+            target = parent.body.get("name") if parent and parent.type == "Microsoft.App/managedEnvironments/daprComponents" else None
+            if target not in comps:
+                r.err("infra", f"{fname}: resiliency policy {d.body.get('name')!r} is not attached to a Dapr component of this template (parent {d.body.get('parent')})")
+                continue
+            comp_policies[target] = d.body.get("properties") or {}
+        for d in bf.resources("Microsoft.App/containerApps/resiliencyPolicies"):
+            parent = symbols.get(str(d.body.get("parent")))
+            target = parent.body.get("name") if parent and parent.type == "Microsoft.App/containerApps" else None
+            if target not in SERVICES:
+                r.err("infra", f"{fname}: app resiliency policy {d.body.get('name')!r} is not attached to a container app of this template")
+            elif target not in APP_RESILIENCY:
+                r.err("infra", f"{fname}: app resiliency policy on {target}, expected only on {sorted(APP_RESILIENCY)}")
+            else:
+                eff.setdefault(target, {})["resiliency"] = d.body.get("properties") or {}
+    for name, direction in COMPONENT_RESILIENCY.items():
+        pol = comp_policies.get(name)
+        if pol is None:
+            r.err("infra", f"Dapr component {name!r} has no resiliency policy (without {direction} retries a failure is final)")
+            continue
+        retries = get(pol, direction, "httpRetryPolicy", "maxRetries")
+        if not isinstance(retries, int) or retries < 1:
+            r.err("infra", f"Dapr component {name!r}: resiliency {direction} has no httpRetryPolicy.maxRetries >= 1")
+        if not isinstance(get(pol, direction, "timeoutPolicy", "responseTimeoutInSeconds"), int):
+            r.err("infra", f"Dapr component {name!r}: resiliency {direction} has no timeoutPolicy")
+    for app in APP_RESILIENCY:
+        if "resiliency" not in eff.get(app, {}):
+            r.err("infra", f"container app {app!r} has no containerApps/resiliencyPolicies")
+    # Service Bus: lock renewal and handler timeout vs the inbound retry loop.
+    if "pubsub-inventory" in comps:
+        fname, d = comps["pubsub-inventory"]
+        md = m.metadata_list(d.body.get("properties") or {})
+        sb = repo.modules.get("servicebus.bicep")
+        subs = sb.resources("Microsoft.ServiceBus/namespaces/topics/subscriptions") if sb else []
+        lock = min((iso_seconds(get(s.body, "properties", "lockDuration")) or 60 for s in subs), default=60)
+        try:
+            renew = int(md.get("lockRenewalInSec", 20))
+            handler_timeout = int(md.get("handlerTimeoutInSec", 60))
+            handlers = int(md["maxConcurrentHandlers"]) if "maxConcurrentHandlers" in md else None
+            active = int(md["maxActiveMessages"]) if "maxActiveMessages" in md else None
+        except (TypeError, ValueError) as e:
+            r.err("infra", f"pubsub-inventory: Service Bus metadata is not a literal number ({e})")
+            return
+        if not 0 < renew < lock:
+            r.err("infra", f"pubsub-inventory lockRenewalInSec {renew} is not below the subscription lockDuration ({lock} s): locks would expire during retries")
+        if handlers is None or active is None:
+            r.err("infra", "pubsub-inventory must bound maxConcurrentHandlers and maxActiveMessages (the defaults are unlimited / 1000)")
+        elif active < handlers:
+            r.err("infra", f"pubsub-inventory maxActiveMessages {active} < maxConcurrentHandlers {handlers}")
+        worst = retry_worst_case_seconds(get(comp_policies.get("pubsub-inventory") or {}, "inboundPolicy") or {})
+        if worst is not None and handler_timeout <= worst:
+            r.err("infra", f"pubsub-inventory handlerTimeoutInSec {handler_timeout} <= worst-case inbound retry time {worst:.0f} s: the dead-letter publish would run on an expired context")
+
+
+def check_outcome_ttl(repo: Repo, r: Report, eff: dict) -> None:
+    """inventory-service keeps each event's outcome longer than Service Bus keeps the event, so
+    a redelivered event always finds it."""
+    env = eff.get("inventory-service", {}).get("env", {})
+    sb = repo.modules.get("servicebus.bicep")
+    if "OUTCOME_TTL_SECONDS" not in env or not sb:
+        return
+    ttls = [iso_seconds(get(d.body, "properties", "defaultMessageTimeToLive"))
+            for d in sb.resources("Microsoft.ServiceBus/namespaces/topics") + sb.resources("Microsoft.ServiceBus/namespaces/topics/subscriptions")]
+    ttls = [x for x in ttls if x is not None]
+    try:
+        outcome = int(env["OUTCOME_TTL_SECONDS"])
+    except (TypeError, ValueError):
+        r.err("infra", f"OUTCOME_TTL_SECONDS {env['OUTCOME_TTL_SECONDS']!r} is not a literal number")
+        return
+    if not ttls:
+        r.err("infra", "servicebus.bicep: no literal defaultMessageTimeToLive to compare OUTCOME_TTL_SECONDS with")
+    elif outcome <= max(ttls):
+        r.err("infra", f"OUTCOME_TTL_SECONDS {outcome} is not above the Service Bus message TTL ({max(ttls)} s)")
+
+
 def check_main(repo: Repo, r: Report) -> None:
     main, pj = repo.main, repo.params_json
     if not main or not isinstance(pj, dict):
@@ -527,8 +668,15 @@ def check_dockerfiles(repo: Repo, r: Report, eff: dict) -> None:
         entry = df.all("ENTRYPOINT")
         if not entry or not re.search(rf"/{re.escape(svc)}\"?\s*\]?\s*$", entry[-1]):
             r.err("images", f"{where}: ENTRYPOINT does not run the {svc} binary")
+        args = {}
+        for instr, arg in df.instructions:
+            if instr == "FROM":
+                break
+            if instr == "ARG" and "=" in arg:
+                k, v = arg.split("=", 1)
+                args[k.strip()] = v.strip().strip('"')
         for img in df.all("FROM"):
-            ref = img.split()[0]
+            ref = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda mm: args.get(mm[1] or mm[2], mm[0]), img.split()[0])
             tag = ref.split("@")[0].rsplit("/", 1)[-1]
             if "@sha256:" not in ref and (":" not in tag or tag.endswith(":latest")):
                 r.err("images", f"{where}: base image {ref} is not pinned to a version tag")
@@ -697,6 +845,8 @@ def run(root: Path) -> list[str]:
         code = read_code(repo, r)
         eff = check_apps(repo, r, code)
         check_components(repo, r, code, eff)
+        check_resiliency(repo, r, eff)
+        check_outcome_ttl(repo, r, eff)
         check_dockerfiles(repo, r, eff)
         check_local(repo, r, code)
     except Exception:  # a crash is a failure with its reason, never a pass

@@ -21,6 +21,7 @@ import argparse
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -191,9 +192,11 @@ CASES = [
     Case("parse-syntax", "unterminated string in cosmos.bicep", "parse",
          edit("infra/modules/cosmos.bicep", "kind: 'GlobalDocumentDB'", "kind: 'GlobalDocumentDB"), r"PARSE ERROR .*cosmos\.bicep"),
     Case("types-unknown-property", "misspelled ingress property (targetPortt)", "types",
-         edit("infra/modules/app-order-service.bicep", "targetPort: 5002", "targetPortt: 5002"), r"targetPortt: unknown property"),
+         edit("infra/modules/app-order-service.bicep", "targetPort: 5002", "targetPortt: 5002"), r"targetPortt(: unknown property|.*BCP037)"),
+    Case("types-unknown-resiliency-property", "misspelled retry count in a Dapr component resiliency policy", "types",
+         edit("infra/modules/dapr-components.bicep", "maxRetries: 60", "maxRetriess: 60"), r"maxRetriess(: unknown property|.*BCP037)"),
     Case("types-unchecked-api-version", "Service Bus namespace at an API version without type data", "types",
-         edit("infra/modules/servicebus.bicep", "'Microsoft.ServiceBus/namespaces@2024-01-01' =", "'Microsoft.ServiceBus/namespaces@2021-11-01' ="), r"not checked"),
+         edit("infra/modules/servicebus.bicep", "'Microsoft.ServiceBus/namespaces@2024-01-01' =", "'Microsoft.ServiceBus/namespaces@2021-11-01' ="), r"not checked|BCP081"),
     Case("checkov-acr-admin-user", "registry admin user switched on", "checkov",
          edit("infra/modules/registry.bicep", "adminUserEnabled: false", "adminUserEnabled: true"), r"FAILED\s+CKV_AZURE_137"),
     Case("checkov-root-user", "runtime image runs as root", "checkov",
@@ -216,8 +219,36 @@ CASES = [
     Case("consistency-port-infra", "order-processor APP_PORT changed in infra only", "consistency",
          edit("infra/modules/app-order-processor.bicep", "name: 'APP_PORT'\n              value: '5001'", "name: 'APP_PORT'\n              value: '5009'"),
          r"order-processor port"),
-    Case("consistency-port-code", "order-processor DEFAULT_PORT changed in the code only", "consistency",
-         edit("order-processor/src/config.rs", "DEFAULT_PORT: u16 = 5001", "DEFAULT_PORT: u16 = 5009"), r"order-processor port.*config\.rs"),
+    Case("consistency-port-plan-infra", "inventory-service back on its old Azure port 5001 (README plan: 5003)", "consistency",
+         edit("infra/modules/app-inventory-service.bicep", "name: 'APP_PORT'\n              value: '5003'", "name: 'APP_PORT'\n              value: '5001'"),
+         r"inventory-service port.*README port plan"),
+    Case("consistency-resiliency-wrong-component", "the delivery retry policy attached to the publisher's component", "consistency",
+         edit("infra/modules/dapr-components.bicep", "resource pubsubInventoryResiliency 'Microsoft.App/managedEnvironments/daprComponents/resiliencyPolicies@2025-10-02-preview' = {\n  parent: pubsubInventory",
+              "resource pubsubInventoryResiliency 'Microsoft.App/managedEnvironments/daprComponents/resiliencyPolicies@2025-10-02-preview' = {\n  parent: pubsub"),
+         r"'pubsub-inventory' has no resiliency policy"),
+    Case("consistency-resiliency-no-inbound-retry", "delivery retries switched off (maxRetries 0)", "consistency",
+         edit("infra/modules/dapr-components.bicep", "maxRetries: 60", "maxRetries: 0"), r"pubsub-inventory.*inboundPolicy has no httpRetryPolicy"),
+    Case("consistency-app-resiliency-missing", "order-processor's app resiliency policy removed", "consistency",
+         lambda repo: (repo / "infra/modules/app-order-processor.bicep").write_text(
+             re.sub(r"resource resiliency .*?\n}\n", "", (repo / "infra/modules/app-order-processor.bicep").read_text(), count=1, flags=re.S)),
+         r"'order-processor' has no containerApps/resiliencyPolicies"),
+    Case("consistency-handler-timeout", "Service Bus handler timeout shorter than the retry loop", "consistency",
+         edit("infra/modules/dapr-components.bicep", "value: '1800'", "value: '60'"), r"handlerTimeoutInSec 60 <= worst-case"),
+    Case("consistency-unbounded-handlers", "maxConcurrentHandlers removed from pubsub-inventory", "consistency",
+         edit("infra/modules/dapr-components.bicep", "name: 'maxConcurrentHandlers'", "name: 'maxConcurrentHandlersX'"), r"must bound maxConcurrentHandlers"),
+    Case("consistency-inventory-ingress-internal", "inventory-service ingress made internal", "consistency",
+         edit("infra/modules/app-inventory-service.bicep", "external: true\n        targetPort: 5003", "external: false\n        targetPort: 5003"),
+         r"inventory-service ingress external"),
+    Case("consistency-token-not-required", "inventory-service writes reachable without the sidecar token", "consistency",
+         edit("infra/modules/app-inventory-service.bicep", "name: 'APP_API_TOKEN_REQUIRED'\n              value: 'true'", "name: 'APP_API_TOKEN_REQUIRED'\n              value: 'false'"),
+         r"inventory-service APP_API_TOKEN_REQUIRED"),
+    Case("consistency-outcome-ttl", "OUTCOME_TTL_SECONDS equal to the message TTL (14 days)", "consistency",
+         edit("infra/modules/app-inventory-service.bicep", "value: '2592000'", "value: '1209600'"), r"OUTCOME_TTL_SECONDS 1209600 is not above"),
+    Case("consistency-order-processor-http-rule", "order-processor's CPU scale rule replaced by another kind", "consistency",
+         edit("infra/modules/app-order-processor.bicep", "name: 'cpu-utilization'\n            custom: {\n              type: 'cpu'", "name: 'cpu-utilization'\n            custom: {\n              type: 'memory'"),
+         r"order-processor.*no CPU scale rule"),
+    Case("consistency-azure-yaml-api-version", "azure.yaml service without apiVersion", "consistency",
+         yaml_edit("azure.yaml", lambda d: d["services"]["order-service"].pop("apiVersion")), r"order-service apiVersion"),
     Case("consistency-port-image", "order-service image exposes another port", "consistency",
          edit("order-service/Dockerfile", "EXPOSE 5002", "EXPOSE 5003"), r"EXPOSE"),
     Case("consistency-component-env", "inventory-service told to use a pub/sub component that does not exist", "consistency",
@@ -255,6 +286,28 @@ CASES = [
     Case("cargo-build-context-missing-member", ".dockerignore drops a workspace member from the image build context", "cargo-build",
          append(".dockerignore", "\nservice-kit/\n"), r"service-kit", services=["checkout"]),
 ]
+
+
+def script_without_data(src: Path, tmp: Path) -> tuple[bool, str]:
+    """scripts/check-infra.sh in a copy with no ../shared, an empty INFRA_CHECK_DIR, an empty
+    cache, no Bicep CLI and the download disabled must stop with exit 2 and say what it tried."""
+    work = tmp / "nodata" / "repo"
+    work.mkdir(parents=True)
+    shutil.copytree(src / "scripts", work / "scripts")
+    shutil.copytree(src / "infra", work / "infra", ignore=IGNORE)
+    (tmp / "nodata" / "empty").mkdir()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp / "nodata" / "home"),
+        "DAPR_RUST_CACHE": str(tmp / "nodata" / "cache"),
+        "INFRA_CHECK_DIR": str(tmp / "nodata" / "empty"),
+        "INFRA_CHECK_NO_FETCH": "1",
+        "BICEP_CLI": "none",
+    }
+    p = subprocess.run(["bash", str(work / "scripts" / "check-infra.sh")], capture_output=True, text=True, env=env, timeout=120)
+    out = p.stdout + p.stderr
+    ok = p.returncode == 2 and "no Bicep type data" in out and "INFRA_CHECK_NO_FETCH" in out and "INFRA_CHECK_DIR=" in out
+    return ok, f"exit {p.returncode}\n{out.strip()}"
 
 
 def fresh_copy(src: Path, dst: Path) -> None:
@@ -331,6 +384,15 @@ def main() -> int:
             else:
                 failures += 1
                 print(f"FAIL {c.id}: {c.what}{note}: step {c.step} {'passed' if ok else 'failed without /' + c.expect + '/'}")
+                print(textwrap.indent(out[-2000:], "       "))
+        if not a.only or a.only in "script-no-data":
+            cases = [*cases, None]
+            ok, out = script_without_data(src, Path(tmp))
+            if ok:
+                print("ok   script-no-data: check-infra.sh without any type data stops with exit 2 and says what it tried")
+            else:
+                failures += 1
+                print("FAIL script-no-data: expected exit 2 naming what was tried")
                 print(textwrap.indent(out[-2000:], "       "))
     print(f"negative tests: {len(cases) - failures}/{len(cases)} proved")
     return 1 if failures else 0
