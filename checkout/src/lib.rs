@@ -147,7 +147,8 @@ pub struct AppState {
     pub http: HttpConfig,
 }
 
-/// The routes `checkout` serves when `APP_PORT` is set: only `GET /healthz`.
+/// The routes `checkout` serves when `APP_PORT` is set: only `GET /healthz`, which is always
+/// open.
 pub fn app(state: AppState) -> Router {
-    http::finish(Router::new(), &state.http)
+    http::finish(Router::new(), Router::new(), &state.http)
 }

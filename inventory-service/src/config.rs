@@ -1,10 +1,28 @@
 //! Configuration, read once from the environment at start-up.
 
+use std::time::Duration;
+
 use service_kit::dapr::DaprConfig;
 use service_kit::env::{self, ConfigError, Vars};
 use service_kit::http::HttpConfig;
+use service_kit::input;
 use service_kit::runtime::Threads;
 use service_kit::telemetry::LogFormat;
+
+use crate::store::{DEFAULT_OUTCOME_TTL, MAX_STOCK};
+
+/// Stock to give items that do not exist yet, at start-up: `item1=100` or `item1=100,item2=5`.
+/// An item that already has a document keeps its stock (create-only), so restarts and extra
+/// replicas never reset it. Ids are checked like `itemId`, quantities like `POST
+/// /inventory/{itemId}` (0 to [`MAX_STOCK`]).
+pub const INITIAL_STOCK: &str = "INITIAL_STOCK";
+/// Seconds an order outcome moved to its own key (`order:{itemId}:{orderId}`) is kept before
+/// the state store deletes it; default 2592000 (30 days). It must outlive every redelivery of
+/// the order (Azure Service Bus keeps a message up to its 14-day time-to-live): once the
+/// outcome has expired, a late duplicate of the order would be applied a second time.
+pub const OUTCOME_TTL_SECONDS: &str = "OUTCOME_TTL_SECONDS";
+/// Largest `OUTCOME_TTL_SECONDS`: Dapr's state stores and Cosmos DB take a 32-bit TTL.
+pub const MAX_OUTCOME_TTL_SECONDS: u64 = i32::MAX as u64;
 
 /// Port the tutorial's inventory service listens on.
 pub const DEFAULT_PORT: u16 = 5001;
@@ -31,8 +49,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `TOKIO_WORKER_THREADS`: one thread unless set.
     pub threads: Threads,
-    /// `APP_API_TOKEN`.
+    /// `APP_API_TOKEN`, `APP_API_TOKEN_REQUIRED`.
     pub http: HttpConfig,
+    /// `INITIAL_STOCK`: items to create at start-up, in the order given; empty when unset.
+    pub initial_stock: Vec<(String, u64)>,
+    /// `OUTCOME_TTL_SECONDS`, default 30 days.
+    pub outcome_ttl: Duration,
 }
 
 impl Config {
@@ -47,8 +69,54 @@ impl Config {
             log_format: LogFormat::from_vars(vars)?,
             threads: Threads::from_vars(vars)?,
             http: HttpConfig::from_vars(vars)?,
+            initial_stock: match vars.get(INITIAL_STOCK) {
+                Some(raw) => parse_initial_stock(&raw)?,
+                None => Vec::new(),
+            },
+            outcome_ttl: outcome_ttl(vars)?,
         })
     }
+}
+
+/// `item1=100,item2=5` as `[("item1", 100), ("item2", 5)]`.
+fn parse_initial_stock(raw: &str) -> Result<Vec<(String, u64)>, ConfigError> {
+    let bad = |problem: String| ConfigError::new(INITIAL_STOCK, raw, problem);
+    let mut items: Vec<(String, u64)> = Vec::new();
+    for entry in raw.split(',').map(str::trim) {
+        let Some((item, quantity)) = entry.split_once('=') else {
+            return Err(bad(format!(
+                "expected itemId=quantity[,itemId=quantity...], got {entry:?}"
+            )));
+        };
+        let (item, quantity) = (item.trim(), quantity.trim());
+        input::check_identifier("itemId", item).map_err(|e| bad(e.message().to_owned()))?;
+        let quantity = match quantity.parse::<u64>() {
+            Ok(q) if q <= MAX_STOCK => q,
+            _ => {
+                return Err(bad(format!(
+                    "the quantity of {item} must be a whole number from 0 to {MAX_STOCK}, got \
+                     {quantity:?}"
+                )));
+            }
+        };
+        if items.iter().any(|(known, _)| known == item) {
+            return Err(bad(format!("{item} is given more than once")));
+        }
+        items.push((item.to_owned(), quantity));
+    }
+    Ok(items)
+}
+
+fn outcome_ttl(vars: &Vars) -> Result<Duration, ConfigError> {
+    let ttl = vars.seconds_or(OUTCOME_TTL_SECONDS, DEFAULT_OUTCOME_TTL)?;
+    if ttl.is_zero() || ttl.as_secs() > MAX_OUTCOME_TTL_SECONDS {
+        return Err(ConfigError::new(
+            OUTCOME_TTL_SECONDS,
+            ttl.as_secs().to_string(),
+            format!("must be from 1 to {MAX_OUTCOME_TTL_SECONDS} seconds"),
+        ));
+    }
+    Ok(ttl)
 }
 
 #[cfg(test)]
@@ -61,6 +129,83 @@ mod tests {
         assert_eq!(config.port, 5001);
         assert_eq!(config.pubsub_name, "pubsub");
         assert_eq!(config.state_store_name, "statestore");
+    }
+
+    #[test]
+    fn by_default_no_stock_is_seeded_and_outcomes_are_kept_30_days() {
+        let config = Config::from_vars(&Vars::from_pairs(&[])).unwrap();
+        assert!(config.initial_stock.is_empty());
+        assert_eq!(config.outcome_ttl, Duration::from_secs(2_592_000));
+    }
+
+    #[test]
+    fn initial_stock_is_a_list_of_items_and_quantities() {
+        let parse = |raw| {
+            Config::from_vars(&Vars::from_pairs(&[(INITIAL_STOCK, raw)]))
+                .unwrap()
+                .initial_stock
+        };
+        assert_eq!(parse("item1=100"), [("item1".to_owned(), 100)]);
+        assert_eq!(
+            parse(" item1=100 , item-2 = 0,x=1000000000"),
+            [
+                ("item1".to_owned(), 100),
+                ("item-2".to_owned(), 0),
+                ("x".to_owned(), 1_000_000_000)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_initial_stock_names_the_variable_and_the_problem() {
+        for (raw, problem) in [
+            ("item1", "expected itemId=quantity"),
+            ("item1=100,", "expected itemId=quantity"),
+            ("=5", "itemId must not be empty"),
+            ("item 1=5", "may contain only"),
+            ("item1=-1", "must be a whole number from 0 to 1000000000"),
+            (
+                "item1=1000000001",
+                "must be a whole number from 0 to 1000000000",
+            ),
+            ("item1=ten", "must be a whole number"),
+            ("item1=1,item1=2", "item1 is given more than once"),
+        ] {
+            let err = Config::from_vars(&Vars::from_pairs(&[(INITIAL_STOCK, raw)])).unwrap_err();
+            assert_eq!(err.name, INITIAL_STOCK, "{raw}");
+            assert!(err.to_string().contains(problem), "{raw}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_outcome_ttl_is_whole_seconds_from_1_to_i32_max() {
+        let ttl = |raw| Config::from_vars(&Vars::from_pairs(&[(OUTCOME_TTL_SECONDS, raw)]));
+        assert_eq!(ttl("60").unwrap().outcome_ttl, Duration::from_secs(60));
+        assert_eq!(
+            ttl("2147483647").unwrap().outcome_ttl.as_secs(),
+            2_147_483_647
+        );
+        for bad in ["0", "-1", "1.5", "30d", "2147483648"] {
+            let err = ttl(bad).unwrap_err();
+            assert_eq!(err.name, OUTCOME_TTL_SECONDS, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_required_token_must_be_set() {
+        let required = [(env::APP_API_TOKEN_REQUIRED, "true")];
+        let err = Config::from_vars(&Vars::from_pairs(&required)).unwrap_err();
+        assert_eq!(err.name, env::APP_API_TOKEN_REQUIRED);
+        assert!(
+            err.to_string().contains("APP_API_TOKEN is unset or empty"),
+            "{err}"
+        );
+        let config = Config::from_vars(&Vars::from_pairs(&[
+            (env::APP_API_TOKEN_REQUIRED, "true"),
+            (env::APP_API_TOKEN, "t"),
+        ]))
+        .unwrap();
+        assert!(config.http.app_api_token.is_some());
     }
 
     #[test]

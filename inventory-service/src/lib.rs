@@ -1,21 +1,26 @@
 //! `inventory-service`: keeps stock in the Dapr state store and applies `OrderPlaced` events.
 //!
-//! Routes:
+//! Routes (*sidecar-only* ones need the sidecar's `dapr-api-token` when `APP_API_TOKEN` is set;
+//! the others are public, see [`app`]):
 //! - `GET /inventory/{itemId}` → `{"itemId","quantity"}` (0 for an unknown item);
-//!   `POST /inventory/{itemId}` with `{"quantity": n}` sets the stock.
+//!   `POST /inventory/{itemId}` with `{"quantity": n}` sets the stock (*sidecar-only*).
 //! - `GET /inventory/{itemId}/orders/{orderId}` → the recorded outcome of an order.
-//! - `GET /dapr/subscribe` → the subscription to `OrderPlaced` (route `orders`, with a
-//!   dead-letter topic) and to the dead-letter topic itself (route `deadletters`).
-//! - `POST /orders` ← Dapr delivers `OrderPlaced` events; each order is applied exactly once and
-//!   logged as in the tutorial:
+//! - `GET /dapr/subscribe` (*sidecar-only*) → the subscription to `OrderPlaced` (route `orders`,
+//!   with a dead-letter topic) and to the dead-letter topic itself (route `deadletters`).
+//! - `POST /orders` (*sidecar-only*) ← Dapr delivers `OrderPlaced` events; each order is applied
+//!   exactly once and logged as in the tutorial:
 //!   `Processed OrderPlaced event. orderId=order-1001, itemId=item1, ordered=10, remaining=90`.
-//! - `POST /deadletters` ← events Dapr dead-lettered; `GET /deadletters` lists them.
+//! - `POST /deadletters` (*sidecar-only*) ← events Dapr dead-lettered; `GET /deadletters` lists
+//!   them.
+//!
+//! At start-up, `INITIAL_STOCK` creates items that do not exist yet ([`seed`]).
 //!
 //! How stock stays exact under concurrency, redelivery and restarts is in [`store`]; how each
 //! delivery is answered is in [`delivery`].
 
 pub mod config;
 pub mod delivery;
+pub mod seed;
 pub mod store;
 
 use axum::body::Body;
@@ -49,16 +54,24 @@ pub struct AppState {
 }
 
 /// The service's routes with the shared middleware.
+///
+/// Public (read-only; on Azure, ingress reaches them straight, past the sidecar, so they never
+/// ask for `APP_API_TOKEN`): the stock, an order's outcome, the dead letters. Sidecar-only
+/// (with `APP_API_TOKEN` set they need the sidecar's token): setting stock (reached with
+/// `dapr invoke` or service invocation), the subscription list, and both deliveries, so that
+/// nobody can change stock or forge an event by calling the app directly.
 pub fn app(state: AppState) -> Router {
     let http_config = state.http.clone();
-    let routes = Router::new()
+    let public = Router::new()
+        .route("/inventory/{item_id}", get(get_stock))
+        .route("/inventory/{item_id}/orders/{order_id}", get(get_outcome))
+        .route("/deadletters", get(get_dead_letters))
+        .with_state(state.clone());
+    let sidecar_only = Router::new()
         .route(
             "/inventory/{item_id}",
-            get(get_stock)
-                .post(set_stock)
-                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+            post(set_stock).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
-        .route("/inventory/{item_id}/orders/{order_id}", get(get_outcome))
         .route("/dapr/subscribe", get(subscriptions))
         // Deliveries are read, and size-checked, by the handlers themselves: a body the
         // extractor refused would be answered 413, which Dapr retries forever.
@@ -68,12 +81,10 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/deadletters",
-            post(on_dead_letter)
-                .get(get_dead_letters)
-                .layer(DefaultBodyLimit::disable()),
+            post(on_dead_letter).layer(DefaultBodyLimit::disable()),
         )
         .with_state(state);
-    http::finish(routes, &http_config)
+    http::finish(public, sidecar_only, &http_config)
 }
 
 /// Why an inventory request failed.

@@ -33,7 +33,16 @@
 //! # Creating a document
 //! `first-write` without an ETag means "create only" on both stores, but a lost race shows up
 //! differently: 409 from Cosmos DB, a plain 500 from Redis (its script fails with no ETag to
-//! blame). A failed create is therefore checked by reading the key again.
+//! blame). A failed create is therefore checked by reading the key again. [`Inventory::seed`]
+//! (the `INITIAL_STOCK` of start-up) only ever creates, so it can never reset a live item's
+//! stock, whichever replica starts when.
+//!
+//! # Expiry
+//! Outcomes moved to their own keys are written with Dapr's `ttlInSeconds` metadata (default
+//! [`DEFAULT_OUTCOME_TTL`], 30 days), so that state does not grow without bound. The TTL must
+//! outlive every redelivery of an order: once an order's outcome has expired, a late duplicate
+//! of it would be applied a second time. (Azure Service Bus keeps a message for up to its
+//! 14-day time-to-live.) Item documents and the dead-letter record never expire.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, VecDeque};
@@ -60,6 +69,9 @@ pub const RECENT_DEAD_LETTERS: usize = 100;
 pub const MAX_STOCK: u64 = 1_000_000_000;
 /// Writes attempted before giving up on a contended item.
 pub const MAX_ATTEMPTS: u32 = 10;
+/// How long an outcome moved to its own key is kept: 30 days, longer than any redelivery of its
+/// order (see the module docs).
+pub const DEFAULT_OUTCOME_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// Key of the dead-letter document.
 pub const DEAD_LETTERS_KEY: &str = "deadletters";
 /// Locks striping items, so one instance never races itself (ETags still guard other instances).
@@ -107,6 +119,15 @@ pub struct ItemDoc {
     /// Outcomes of the latest orders, oldest first.
     #[serde(default)]
     pub recent: VecDeque<Outcome>,
+}
+
+/// The result of [`Inventory::seed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seeded {
+    /// The item did not exist; it was created with the given stock.
+    Created,
+    /// The item existed (or another writer created it first) and was left alone; its stock.
+    Kept(u64),
 }
 
 /// The result of [`Inventory::apply`].
@@ -198,6 +219,8 @@ pub struct Inventory {
     dapr: DaprClient,
     store: Arc<str>,
     locks: Arc<[Mutex<()>]>,
+    /// `ttlInSeconds` of outcomes moved to their own keys, formatted once.
+    outcome_ttl: Arc<str>,
 }
 
 fn item_key(item_id: &str) -> String {
@@ -209,13 +232,21 @@ fn order_key(item_id: &str, order_id: &str) -> String {
 }
 
 impl Inventory {
-    /// Inventory kept in state store `store` through `dapr`.
+    /// Inventory kept in state store `store` through `dapr`, outcomes kept for
+    /// [`DEFAULT_OUTCOME_TTL`].
     pub fn new(dapr: DaprClient, store: &str) -> Self {
         Self {
             dapr,
             store: store.into(),
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            outcome_ttl: DEFAULT_OUTCOME_TTL.as_secs().to_string().into(),
         }
+    }
+
+    /// The same inventory with outcomes moved to their own keys kept for `ttl` (whole seconds).
+    pub fn with_outcome_ttl(mut self, ttl: Duration) -> Self {
+        self.outcome_ttl = ttl.as_secs().to_string().into();
+        self
     }
 
     fn lock_for(&self, item_id: &str) -> &Mutex<()> {
@@ -252,6 +283,37 @@ impl Inventory {
             },
         )
         .await
+    }
+
+    /// Creates `item_id` with `quantity` in stock if it has no document yet; an existing item
+    /// (even one created by a concurrent writer a moment ago) is left untouched. Create-only:
+    /// a `first-write` save without an ETag, so no restart or second replica can reset stock.
+    pub async fn seed(
+        &self,
+        item_id: &str,
+        quantity: u64,
+        trace: &TraceContext,
+    ) -> Result<Seeded, StoreError> {
+        let _guard = self.lock_for(item_id).lock().await;
+        let key = item_key(item_id);
+        let doc = ItemDoc {
+            quantity,
+            recent: VecDeque::new(),
+        };
+        for _ in 0..MAX_ATTEMPTS {
+            if let Some(existing) = self.load_item(item_id, trace).await? {
+                return Ok(Seeded::Kept(existing.quantity));
+            }
+            match self.save(&key, &doc, None, Some(item_id), trace).await? {
+                Saved::Yes => return Ok(Seeded::Created),
+                // Someone created it in between: the next read finds what they wrote.
+                Saved::Conflict => {}
+            }
+        }
+        Err(StoreError::Contention {
+            key,
+            attempts: MAX_ATTEMPTS,
+        })
     }
 
     /// Applies `order` exactly once: stock goes down by its quantity if there is enough, else
@@ -382,7 +444,10 @@ impl Inventory {
                 value: outcome,
                 etag: None,
                 options: None,
-                metadata: BTreeMap::from([("partitionKey", item_id)]),
+                metadata: BTreeMap::from([
+                    ("partitionKey", item_id),
+                    ("ttlInSeconds", &*self.outcome_ttl),
+                ]),
             })
             .collect();
         self.dapr.save_state(&self.store, &writes, trace).await?;

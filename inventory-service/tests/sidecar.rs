@@ -5,6 +5,8 @@
 // Test code: a failed unwrap is a failed test, which is what it should be.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::time::Duration;
+
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -366,22 +368,56 @@ async fn when_the_document_is_full_its_outcomes_are_written_to_their_own_keys_fi
     let saves = saves(&sidecar).await;
     assert_eq!(saves.len(), 2);
     // First, one bulk write of every outcome the document will drop, each in its item's
-    // partition and unconditional (it is a final fact).
+    // partition, unconditional (it is a final fact), and expiring after the default 30 days.
     let moved = saves[0].as_array().unwrap();
     assert_eq!(moved.len(), RECENT_OUTCOMES);
     for (i, write) in moved.iter().enumerate() {
         assert_eq!(write["key"], format!("order:item1:old-{i}"));
         assert_eq!(write["value"]["orderId"], format!("old-{i}"));
-        assert_eq!(write["metadata"]["partitionKey"], "item1");
+        assert_eq!(
+            write["metadata"],
+            json!({"partitionKey": "item1", "ttlInSeconds": "2592000"})
+        );
         assert!(write.get("etag").is_none() && write.get("options").is_none());
     }
-    // Then the item, conditional on the ETag read, holding only the new outcome.
+    // Then the item, conditional on the ETag read, holding only the new outcome; it never
+    // expires.
     assert_eq!(saves[1][0]["key"], "item:item1");
+    assert_eq!(saves[1][0]["metadata"], json!({"partitionKey": "item1"}));
     assert_eq!(saves[1][0]["etag"], "7");
     assert_eq!(saves[1][0]["value"]["quantity"], 90);
     let kept = saves[1][0]["value"]["recent"].as_array().unwrap();
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0]["orderId"], "order-1001");
+}
+
+#[tokio::test]
+async fn moved_outcomes_carry_the_configured_ttl() {
+    let sidecar = MockServer::start().await;
+    stored_with_outcomes(&sidecar, RECENT_OUTCOMES).await;
+    saves_answer(&sidecar, ResponseTemplate::new(204)).await;
+    let dapr = DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap();
+    let router = app(AppState {
+        inventory: Inventory::new(dapr, "statestore").with_outcome_ttl(Duration::from_secs(3600)),
+        pubsub_name: "pubsub".to_owned(),
+        http: HttpConfig::default(),
+    });
+    let req = Request::post("/orders")
+        .header(header::CONTENT_TYPE, "application/cloudevents+json")
+        .body(Body::from(order_event()))
+        .unwrap();
+
+    let (status, _) = send(router, req).await;
+
+    assert_eq!(status, StatusCode::OK);
+    let saves = saves(&sidecar).await;
+    for write in saves[0].as_array().unwrap() {
+        assert_eq!(
+            write["metadata"],
+            json!({"partitionKey": "item1", "ttlInSeconds": "3600"})
+        );
+    }
+    assert_eq!(saves[1][0]["metadata"], json!({"partitionKey": "item1"}));
 }
 
 #[tokio::test]

@@ -28,12 +28,16 @@ pub struct AppState {
 }
 
 /// The service's routes with the shared middleware.
+///
+/// `POST /orders` is sidecar-only: `checkout` reaches it only through Dapr service invocation,
+/// so with `APP_API_TOKEN` set it needs the sidecar's token. There are no public routes.
 pub fn app(state: AppState) -> Router {
-    let routes = Router::new().route(
+    let public = Router::new();
+    let sidecar_only = Router::new().route(
         "/orders",
         post(receive_order).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
     );
-    http::finish(routes, &state.http)
+    http::finish(public, sidecar_only, &state.http)
 }
 
 /// `POST /orders` with `{"orderId": <positive integer>}`.

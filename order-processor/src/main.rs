@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     let _log = telemetry::init(config.log_format, "info");
     runtime::block_on(
         config.threads,
-        http::run("order-processor", config.port, || {
+        http::run("order-processor", config.port, async {
             Ok(app(AppState { http: config.http }))
         }),
     )

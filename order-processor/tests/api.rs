@@ -156,3 +156,46 @@ async fn each_order_is_logged_with_the_tutorials_line_and_bad_ones_are_not() {
         ]
     );
 }
+
+fn router_with_token() -> Router {
+    app(AppState {
+        http: service_kit::http::HttpConfig {
+            app_api_token: Some(service_kit::env::Secret::new("app-token-1")),
+        },
+    })
+}
+
+async fn call_with_token(uri: &str, token: Option<&str>) -> (StatusCode, Value) {
+    let mut req = Request::post(uri).header(header::CONTENT_TYPE, "application/json");
+    if let Some(t) = token {
+        req = req.header("dapr-api-token", t);
+    }
+    let resp = router_with_token()
+        .oneshot(req.body(Body::from(r#"{"orderId":1}"#)).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn with_a_token_configured_orders_are_sidecar_only() {
+    // POST /orders is reached only through Dapr service invocation, which carries the token.
+    for token in [None, Some("wrong"), Some("app-token-1x")] {
+        let (status, body) = call_with_token("/orders", token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}");
+        assert_eq!(body["error"], "unauthorized");
+    }
+    let (status, body) = call_with_token("/orders", Some("app-token-1")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"orderId": 1, "status": "received"}));
+    let resp = router_with_token()
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "health stays open");
+}

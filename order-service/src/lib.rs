@@ -34,15 +34,20 @@ pub struct AppState {
 }
 
 /// The service's routes with the shared middleware.
+///
+/// `POST /order` is public: it is called from outside, straight to the app (on Azure through
+/// ingress, which bypasses the sidecar) as well as through the sidecar, so it never asks for
+/// `APP_API_TOKEN`. There are no sidecar-only routes.
 pub fn app(state: AppState) -> Router {
     let http_config = state.http.clone();
-    let routes = Router::new()
+    let public = Router::new()
         .route(
             "/order",
             post(place_order).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
         .with_state(state);
-    http::finish(routes, &http_config)
+    let sidecar_only = Router::new();
+    http::finish(public, sidecar_only, &http_config)
 }
 
 /// Why an order was not published.

@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     let _log = telemetry::init(config.log_format, "info");
     runtime::block_on(
         config.threads,
-        http::run("order-service", config.port, || {
+        http::run("order-service", config.port, async {
             Ok(app(AppState {
                 dapr: DaprClient::new(&config.dapr)?,
                 pubsub_name: config.pubsub_name,

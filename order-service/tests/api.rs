@@ -323,3 +323,33 @@ async fn a_sidecar_that_does_not_answer_in_time_is_a_503() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["error"], "publish_failed");
 }
+
+#[tokio::test]
+async fn with_a_token_configured_an_order_is_public_and_still_published() {
+    // On Azure, ingress sends POST /order straight to the app, without the sidecar's token.
+    let sidecar = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1.0/publish/pubsub/OrderPlaced"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(3)
+        .mount(&sidecar)
+        .await;
+    for token in [None, Some("wrong"), Some("app-token-1")] {
+        let mut state = state(&sidecar.uri(), Duration::from_secs(5));
+        state.http = HttpConfig {
+            app_api_token: Some(service_kit::env::Secret::new("app-token-1")),
+        };
+        let mut req = Request::post("/order").header(header::CONTENT_TYPE, "application/json");
+        if let Some(t) = token {
+            req = req.header("dapr-api-token", t);
+        }
+        let resp = app(state)
+            .oneshot(req.body(Body::from(ORDER)).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{token:?}");
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["message"], "OrderPlaced event published");
+    }
+}

@@ -18,9 +18,15 @@ pub const DAPR_HTTP_PORT: &str = "DAPR_HTTP_PORT";
 pub const DAPR_HTTP_ENDPOINT: &str = "DAPR_HTTP_ENDPOINT";
 /// Token the app sends to its sidecar as `dapr-api-token`; must match the sidecar's own.
 pub const DAPR_API_TOKEN: &str = "DAPR_API_TOKEN";
-/// Token the sidecar sends to the app as `dapr-api-token`; when set, the app refuses calls
-/// without it.
+/// Token the sidecar sends to the app as `dapr-api-token`; when set, the app's sidecar-only
+/// routes (service invocation, `/dapr/subscribe`, event deliveries) refuse calls without it.
+/// Public routes never ask for it (see [`crate::http`]).
 pub const APP_API_TOKEN: &str = "APP_API_TOKEN";
+/// `true` or `false` (default): whether start-up fails when `APP_API_TOKEN` is unset or empty.
+/// A deployment whose sidecar-only routes are reachable from outside (Azure Container Apps
+/// ingress sends traffic straight to the app port) sets it, so a missing token can never leave
+/// those routes open.
+pub const APP_API_TOKEN_REQUIRED: &str = "APP_API_TOKEN_REQUIRED";
 /// Timeout of every call to the sidecar, in seconds (the name the Dapr Python SDK uses).
 pub const DAPR_HTTP_TIMEOUT_SECONDS: &str = "DAPR_HTTP_TIMEOUT_SECONDS";
 /// How long to wait for the sidecar to become ready at start-up, in seconds (the name the Dapr
@@ -138,6 +144,16 @@ impl Vars {
         }
     }
 
+    /// `true` or `false` (any case), or `default` when absent.
+    pub fn bool_or(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) if raw.eq_ignore_ascii_case("true") => Ok(true),
+            Some(raw) if raw.eq_ignore_ascii_case("false") => Ok(false),
+            Some(raw) => Err(ConfigError::new(name, raw, "expected true or false")),
+        }
+    }
+
     /// A TCP port, or `default` when absent.
     pub fn port_or(&self, name: &'static str, default: u16) -> Result<u16, ConfigError> {
         match self.get(name) {
@@ -218,6 +234,18 @@ mod tests {
         assert_eq!(
             err,
             r#"invalid APP_PORT="abc": expected a port number (1-65535)"#
+        );
+    }
+
+    #[test]
+    fn booleans_are_true_or_false_in_any_case() {
+        let vars = Vars::from_pairs(&[("A", "TRUE"), ("B", "false"), ("C", "1")]);
+        assert!(vars.bool_or("A", false).unwrap());
+        assert!(!vars.bool_or("B", true).unwrap());
+        assert!(vars.bool_or("D", true).unwrap());
+        assert_eq!(
+            vars.bool_or("C", false).unwrap_err().to_string(),
+            r#"invalid C="1": expected true or false"#
         );
     }
 

@@ -1,5 +1,14 @@
 //! The middleware stack every service's router gets, the health endpoint, the API-token check,
 //! and binding and serving the listener.
+//!
+//! # Who may call a route
+//! Each service hands [`finish`] two routers: its **public** API, which anyone who reaches the
+//! app may call, and its **sidecar-only** routes, which only its own Dapr sidecar calls
+//! (service invocation, `/dapr/subscribe`, event deliveries). When `APP_API_TOKEN` is set, the
+//! sidecar-only routes refuse requests without the sidecar's `dapr-api-token`; public routes
+//! never ask for it. The split exists because Azure Container Apps sets `APP_API_TOKEN` on every
+//! Dapr-enabled app but sends external ingress traffic straight to the app port, past the
+//! sidecar: a token on every route would refuse every public caller there.
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -17,7 +26,7 @@ use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 use crate::dapr::DAPR_API_TOKEN_HEADER;
-use crate::env::{ConfigError, Secret, Vars};
+use crate::env::{self, ConfigError, Secret, Vars};
 use crate::error::ApiError;
 
 /// Path of the health endpoint (Dapr's default app health check path, and the container probe).
@@ -32,33 +41,55 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Settings every service's HTTP side shares.
 #[derive(Debug, Clone, Default)]
 pub struct HttpConfig {
-    /// When set, every request but the health check must carry it as `dapr-api-token`.
+    /// When set, requests to sidecar-only routes must carry it as `dapr-api-token`.
     pub app_api_token: Option<Secret>,
 }
 
 impl HttpConfig {
-    /// Reads `APP_API_TOKEN`.
+    /// Reads `APP_API_TOKEN`, and `APP_API_TOKEN_REQUIRED` (default false): when that is true,
+    /// a missing or empty `APP_API_TOKEN` is a configuration error, so that a deployment that
+    /// counts on the token can never start with its sidecar-only routes open.
     pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
-        Ok(Self {
-            app_api_token: vars.secret(crate::env::APP_API_TOKEN),
-        })
+        let app_api_token = vars.secret(env::APP_API_TOKEN);
+        let required = vars.bool_or(env::APP_API_TOKEN_REQUIRED, false)?;
+        if required && app_api_token.is_none() {
+            return Err(ConfigError::new(
+                env::APP_API_TOKEN_REQUIRED,
+                "true",
+                format!(
+                    "{} is unset or empty, so the routes only the Dapr sidecar may call would be \
+                     open to anyone; set {} (Dapr and Azure Container Apps set it for the \
+                     sidecar) or set {}=false",
+                    env::APP_API_TOKEN,
+                    env::APP_API_TOKEN,
+                    env::APP_API_TOKEN_REQUIRED
+                ),
+            ));
+        }
+        Ok(Self { app_api_token })
     }
 }
 
-/// Adds `/healthz`, JSON answers for unknown paths and methods, the API-token check (when
-/// configured) and request tracing to a service's routes.
-pub fn finish(routes: Router, config: &HttpConfig) -> Router {
-    let mut router = routes
+/// Joins a service's `public` routes (anyone may call them) and its `sidecar_only` routes (with
+/// `APP_API_TOKEN` set, only a caller with the sidecar's `dapr-api-token` may), and adds
+/// `/healthz` (always open: Dapr's and the platform's health probes carry no token), JSON
+/// answers for unknown paths and methods, and request tracing. One path may have public and
+/// sidecar-only methods (say `GET` public, `POST` sidecar-only); a method on both panics.
+pub fn finish(public: Router, sidecar_only: Router, config: &HttpConfig) -> Router {
+    let sidecar_only = match &config.app_api_token {
+        // `route_layer`, not `layer`: a request that matches no sidecar-only route must go on
+        // to its public route or the JSON 404/405, never to a 401.
+        Some(token) if sidecar_only.has_routes() => sidecar_only.route_layer(
+            middleware::from_fn_with_state(Arc::new(token.clone()), require_api_token),
+        ),
+        _ => sidecar_only,
+    };
+    public
+        .merge(sidecar_only)
         .route(HEALTH_PATH, get(healthz))
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
-    if let Some(token) = &config.app_api_token {
-        router = router.layer(middleware::from_fn_with_state(
-            Arc::new(token.clone()),
-            require_api_token,
-        ));
-    }
-    router.layer(TraceLayer::new_for_http())
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(TraceLayer::new_for_http())
 }
 
 /// `GET /healthz`: 200 while the process serves requests.
@@ -79,16 +110,12 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
 }
 
 /// Refuses requests whose `dapr-api-token` does not match `APP_API_TOKEN`. The sidecar adds
-/// the token to everything it sends the app (invocations, deliveries, `/dapr/subscribe`) but
-/// not to its health probes, so `GET /healthz` stays open.
+/// the token to everything it sends the app (invocations, deliveries, `/dapr/subscribe`).
 async fn require_api_token(
     State(expected): State<Arc<Secret>>,
     request: Request,
     next: Next,
 ) -> Response {
-    if request.method() == Method::GET && request.uri().path() == HEALTH_PATH {
-        return next.run(request).await;
-    }
     let presented = request
         .headers()
         .get(DAPR_API_TOKEN_HEADER)
@@ -125,17 +152,18 @@ pub async fn bind(port: u16, var: &'static str) -> Result<TcpListener, BindError
         .map_err(|source| BindError { addr, var, source })
 }
 
-/// Runs an HTTP service the way all of them run: builds its router, listens on all interfaces
-/// at `port` (which came from `APP_PORT`), serves until SIGINT or SIGTERM and lets in-flight
-/// requests end. A failure is logged; the result is the process's exit status.
+/// Runs an HTTP service the way all of them run: builds its router (which may first do start-up
+/// work, such as seeding state, before the app listens), listens on all interfaces at `port`
+/// (which came from `APP_PORT`), serves until SIGINT or SIGTERM and lets in-flight requests
+/// end. A failure is logged; the result is the process's exit status.
 pub async fn run(
     service: &str,
     port: u16,
-    router: impl FnOnce() -> Result<Router, Box<dyn std::error::Error>>,
+    router: impl Future<Output = Result<Router, Box<dyn std::error::Error>>>,
 ) -> std::process::ExitCode {
     let result = async {
-        let router = router()?;
-        let listener = bind(port, crate::env::APP_PORT).await?;
+        let router = router.await?;
+        let listener = bind(port, env::APP_PORT).await?;
         serve(listener, router, crate::shutdown::shutdown_signal()).await?;
         Ok::<_, Box<dyn std::error::Error>>(())
     };
@@ -184,10 +212,18 @@ mod tests {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
+    /// `GET /items` and `GET /items/{id}` public; `POST /items/{id}` (same path as a public
+    /// route) and `POST /orders` sidecar-only.
     fn app(token: Option<&str>) -> Router {
-        let routes = Router::new().route("/orders", post(|| async { "ok" }));
+        let public = Router::new()
+            .route("/items", get(|| async { "public list" }))
+            .route("/items/{id}", get(|| async { "public read" }));
+        let sidecar_only = Router::new()
+            .route("/items/{id}", post(|| async { "sidecar write" }))
+            .route("/orders", post(|| async { "sidecar delivery" }));
         finish(
-            routes,
+            public,
+            sidecar_only,
             &HttpConfig {
                 app_api_token: token.map(Secret::new),
             },
@@ -202,6 +238,21 @@ mod tests {
         (status, json)
     }
 
+    async fn text(app: Router, req: Request<Body>) -> (StatusCode, String) {
+        let resp = app.oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    fn request(method: Method, uri: &str, token: Option<&str>) -> Request<Body> {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header(DAPR_API_TOKEN_HEADER, t);
+        }
+        req.body(Body::empty()).unwrap()
+    }
+
     #[tokio::test]
     async fn health_answers_200() {
         let req = Request::get("/healthz").body(Body::empty()).unwrap();
@@ -211,46 +262,133 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unknown_paths_and_methods_get_json_errors() {
-        let (status, body) = call(
-            app(None),
-            Request::get("/nope").body(Body::empty()).unwrap(),
-        )
-        .await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-        assert_eq!(body["error"], "not_found");
-        let (status, body) = call(
-            app(None),
-            Request::get("/orders").body(Body::empty()).unwrap(),
-        )
-        .await;
-        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
-        assert_eq!(body["message"], "GET is not allowed on /orders");
-    }
-
-    #[tokio::test]
-    async fn with_a_token_configured_calls_without_it_get_401() {
-        for header in [None, Some("wrong"), Some("s3cret-but-longer")] {
-            let mut req = Request::post("/orders");
-            if let Some(h) = header {
-                req = req.header(DAPR_API_TOKEN_HEADER, h);
-            }
-            let (status, body) = call(app(Some("s3cret")), req.body(Body::empty()).unwrap()).await;
-            assert_eq!(status, StatusCode::UNAUTHORIZED, "{header:?}");
-            assert_eq!(body["error"], "unauthorized");
+    async fn unknown_paths_and_methods_get_json_errors_with_or_without_a_token_configured() {
+        for token in [None, Some("s3cret")] {
+            let (status, body) = call(app(token), request(Method::GET, "/nope", None)).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{token:?}");
+            assert_eq!(body["error"], "not_found");
+            // A path with only sidecar-only methods, and one with both kinds.
+            let (status, body) = call(app(token), request(Method::GET, "/orders", None)).await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{token:?}");
+            assert_eq!(body["message"], "GET is not allowed on /orders");
+            let (status, body) = call(app(token), request(Method::PUT, "/items/a", None)).await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{token:?}");
+            assert_eq!(body["message"], "PUT is not allowed on /items/a");
         }
     }
 
     #[tokio::test]
-    async fn with_a_token_configured_the_right_token_passes_and_health_stays_open() {
-        let req = Request::post("/orders")
-            .header(DAPR_API_TOKEN_HEADER, "s3cret")
-            .body(Body::empty())
-            .unwrap();
-        let resp = app(Some("s3cret")).oneshot(req).await.unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
-        let req = Request::get("/healthz").body(Body::empty()).unwrap();
-        assert_eq!(call(app(Some("s3cret")), req).await.0, StatusCode::OK);
+    async fn without_a_token_configured_every_route_is_open() {
+        for (method, uri) in [
+            (Method::GET, "/items/a"),
+            (Method::POST, "/items/a"),
+            (Method::POST, "/orders"),
+        ] {
+            let (status, _) = text(app(None), request(method.clone(), uri, None)).await;
+            assert_eq!(status, StatusCode::OK, "{method} {uri}");
+        }
+    }
+
+    #[tokio::test]
+    async fn with_a_token_configured_sidecar_only_routes_refuse_a_missing_or_wrong_token() {
+        for (method, uri) in [(Method::POST, "/items/a"), (Method::POST, "/orders")] {
+            for header in [None, Some("wrong"), Some("s3cret-but-longer"), Some("")] {
+                let (status, body) =
+                    call(app(Some("s3cret")), request(method.clone(), uri, header)).await;
+                assert_eq!(
+                    status,
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {uri} {header:?}"
+                );
+                assert_eq!(body["error"], "unauthorized");
+                assert_eq!(body["message"], "missing or invalid dapr-api-token header");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn with_a_token_configured_sidecar_only_routes_accept_the_right_one() {
+        let (status, body) = text(
+            app(Some("s3cret")),
+            request(Method::POST, "/items/a", Some("s3cret")),
+        )
+        .await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "sidecar write"));
+        let (status, body) = text(
+            app(Some("s3cret")),
+            request(Method::POST, "/orders", Some("s3cret")),
+        )
+        .await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "sidecar delivery")
+        );
+    }
+
+    #[tokio::test]
+    async fn with_a_token_configured_public_routes_and_health_need_none() {
+        for (uri, expected) in [("/items", "public list"), ("/items/a", "public read")] {
+            for header in [None, Some("wrong"), Some("s3cret")] {
+                let (status, body) =
+                    text(app(Some("s3cret")), request(Method::GET, uri, header)).await;
+                assert_eq!(
+                    (status, body.as_str()),
+                    (StatusCode::OK, expected),
+                    "{uri} {header:?}"
+                );
+            }
+        }
+        let (status, _) = call(app(Some("s3cret")), request(Method::GET, "/healthz", None)).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_service_without_sidecar_only_routes_works_with_a_token_configured() {
+        let public = Router::new().route("/order", post(|| async { "placed" }));
+        let config = HttpConfig {
+            app_api_token: Some(Secret::new("s3cret")),
+        };
+        let (status, body) = text(
+            finish(public, Router::new(), &config),
+            request(Method::POST, "/order", None),
+        )
+        .await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "placed"));
+    }
+
+    #[test]
+    fn the_token_can_be_required_and_then_must_be_set() {
+        let config = |pairs: &[(&str, &str)]| HttpConfig::from_vars(&Vars::from_pairs(pairs));
+        assert!(config(&[]).unwrap().app_api_token.is_none());
+        assert!(
+            config(&[(env::APP_API_TOKEN_REQUIRED, "false")])
+                .unwrap()
+                .app_api_token
+                .is_none()
+        );
+        let required = config(&[
+            (env::APP_API_TOKEN_REQUIRED, "true"),
+            (env::APP_API_TOKEN, "t"),
+        ])
+        .unwrap();
+        assert_eq!(required.app_api_token.unwrap().expose(), "t");
+        for pairs in [
+            &[(env::APP_API_TOKEN_REQUIRED, "true")][..],
+            &[
+                (env::APP_API_TOKEN_REQUIRED, "true"),
+                (env::APP_API_TOKEN, "  "),
+            ][..],
+        ] {
+            let err = config(pairs).unwrap_err().to_string();
+            assert!(
+                err.starts_with(
+                    r#"invalid APP_API_TOKEN_REQUIRED="true": APP_API_TOKEN is unset or empty"#
+                ),
+                "{err}"
+            );
+        }
+        let err = config(&[(env::APP_API_TOKEN_REQUIRED, "yes")]).unwrap_err();
+        assert_eq!(err.name, env::APP_API_TOKEN_REQUIRED);
     }
 
     #[tokio::test]
