@@ -112,7 +112,7 @@ fn one_command_runs_everything_the_readme_curls_answer_as_shown_and_dapr_stop_st
 }
 
 #[test]
-fn with_tokens_on_unauthenticated_calls_get_401_and_the_system_still_works() {
+fn with_tokens_on_sidecar_only_routes_need_the_token_public_ones_do_not_and_the_system_works() {
     let env = Env::new("system_tokens");
     let dapr_token = "e2e-dapr-token-5f1c0a9e";
     let app_token = "e2e-app-token-3b7d2e4f";
@@ -137,10 +137,10 @@ fn with_tokens_on_unauthenticated_calls_get_401_and_the_system_still_works() {
     wait_for_system(&run, Some(dapr_token));
 
     // checkout → its sidecar (DAPR_API_TOKEN) → order-processor's sidecar → order-processor
-    // (APP_API_TOKEN): still works.
+    // (a sidecar-only route, APP_API_TOKEN): still works.
     run.wait_for_count("Order received: { orderId: ", 2, START);
 
-    // Without the token: the sidecar refuses, and so does the app when called directly.
+    // Without the token the sidecar refuses.
     let order = json!({"orderId": "order-3000", "itemId": "item1", "quantity": 1});
     let (status, _) = post_with(
         "http://localhost:3502/v1.0/invoke/order-service/method/order",
@@ -148,12 +148,36 @@ fn with_tokens_on_unauthenticated_calls_get_401_and_the_system_still_works() {
         None,
     );
     assert_eq!(status, 401, "sidecar without token");
+
+    // Straight to the apps without the token: sidecar-only routes refuse, public ones answer.
     readme::matches_json_output(
         "tokens-direct-refused",
         &shell_output(&readme::command("tokens-direct-refused")),
     )
     .unwrap();
-    assert_eq!(get_json("http://localhost:5003/inventory/item1").0, 401);
+    let (status, body) = post_with(
+        "http://localhost:5003/inventory/item1",
+        &json!({"quantity": 1000}),
+        Some("wrong-token"),
+    );
+    assert_eq!(status, 401, "stock write with a wrong token: {body}");
+    let forged = json!({"orderId": "order-3999", "itemId": "item1", "quantity": 50});
+    let (status, body) = post_with("http://localhost:5003/orders", &forged, None);
+    assert_eq!(status, 401, "forged delivery: {body}");
+    let (status, body) = post_with(
+        "http://localhost:5001/orders",
+        &json!({"orderId": 99}),
+        None,
+    );
+    assert_eq!(
+        status, 401,
+        "order-processor called past its sidecar: {body}"
+    );
+    assert_eq!(
+        get_json("http://localhost:5003/inventory/item1").0,
+        200,
+        "public read"
+    );
     assert_eq!(
         get_json("http://localhost:5003/healthz").0,
         200,
@@ -176,11 +200,29 @@ fn with_tokens_on_unauthenticated_calls_get_401_and_the_system_still_works() {
         "Processed OrderPlaced event. orderId=order-3001, itemId=item1, ordered=1, remaining=99",
         Duration::from_secs(30),
     );
+
+    // A direct POST /order without any token is accepted and applied, as on Azure's ingress.
+    readme::matches_json_output(
+        "tokens-direct-order",
+        &shell_output(&readme::command("tokens-direct-order")),
+    )
+    .unwrap();
+    run.wait_for(
+        "Processed OrderPlaced event. orderId=order-3002, itemId=item1, ordered=1, remaining=98",
+        Duration::from_secs(30),
+    );
+    // The refused writes changed nothing: neither the stock of 1000 nor the forged order.
     let (status, stock) = get_json_with(
         "http://localhost:3503/v1.0/invoke/inventory-service/method/inventory/item1",
         Some(dapr_token),
     );
-    assert_eq!((status, stock["quantity"].as_u64()), (200, Some(99)));
+    assert_eq!((status, stock["quantity"].as_u64()), (200, Some(98)));
+    let (status, stock) = get_json("http://localhost:5003/inventory/item1");
+    assert_eq!((status, stock["quantity"].as_u64()), (200, Some(98)));
+    assert!(
+        run.lines_containing("order-3999").is_empty(),
+        "the forged delivery must not be processed"
+    );
 }
 
 #[test]
