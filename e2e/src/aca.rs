@@ -16,9 +16,10 @@
 //! - the components keep their Azure names, scopes and consumer settings but are backed by Redis
 //!   (Service Bus → `pubsub.redis`, Cosmos DB → `state.redis`); see [`translate_component`] for
 //!   exactly what carries over;
-//! - the resiliency policies deployed in Bicep (`daprComponents/resiliencyPolicies`,
-//!   `containerApps/resiliencyPolicies`) become the local `Resiliency` spec, and nothing else
-//!   does: a policy missing in Bicep is missing here too;
+//! - the component resiliency policies deployed in Bicep (`daprComponents/resiliencyPolicies`)
+//!   become the local `Resiliency` spec, and nothing else does: a policy missing in Bicep is
+//!   missing here too. An app's `containerApps/resiliencyPolicies` is not applied to Dapr
+//!   service invocation on Azure, so it is not applied here either;
 //! - [`AcaRun::stop_app`] stops a replica as Container Apps does: SIGTERM to the app, and the
 //!   sidecar stopped 5 s later (microsoft/azure-container-apps#1510).
 
@@ -239,25 +240,12 @@ fn translate_policy(
 /// Bicep deploys none.
 pub fn translate_resiliency(model: &Value) -> Option<String> {
     let (mut retries, mut timeouts, mut breakers) = (String::new(), String::new(), String::new());
-    let mut apps = String::new();
     let mut components = String::new();
-    for app in model["apps"].as_array().into_iter().flatten() {
-        let policy = &app["resiliency"];
-        if !policy.is_object() {
-            continue;
-        }
-        let name = app["dapr"]["appId"]
-            .as_str()
-            .or(app["name"].as_str())
-            .expect("app id");
-        let entry = translate_policy(name, policy, &mut retries, &mut timeouts, &mut breakers);
-        if !entry.is_empty() {
-            let _ = writeln!(apps, "      {name}:");
-            for (key, policy) in entry {
-                let _ = writeln!(apps, "        {key}: {policy}");
-            }
-        }
-    }
+    // An app's policy (`containerApps/resiliencyPolicies`) is not translated: Container Apps
+    // applies it to calls through the environment's service discovery (ingress), and "resiliency
+    // policies can't be applied to requests made using the Dapr Service Invocation API"
+    // (learn.microsoft.com/azure/container-apps/service-discovery-resiliency). Dapr invocation
+    // on Azure gets Dapr's built-in retries only, and so it does here.
     for component in model["components"].as_array().into_iter().flatten() {
         let policy = &component["resiliency"];
         if !policy.is_object() {
@@ -286,7 +274,7 @@ pub fn translate_resiliency(model: &Value) -> Option<String> {
             let _ = write!(components, "      {name}:\n{entry}");
         }
     }
-    if apps.is_empty() && components.is_empty() {
+    if components.is_empty() {
         return None;
     }
     let mut yaml = String::from(
@@ -302,13 +290,7 @@ pub fn translate_resiliency(model: &Value) -> Option<String> {
             let _ = write!(yaml, "    {section}:\n{body}");
         }
     }
-    yaml.push_str("  targets:\n");
-    if !apps.is_empty() {
-        let _ = write!(yaml, "    apps:\n{apps}");
-    }
-    if !components.is_empty() {
-        let _ = write!(yaml, "    components:\n{components}");
-    }
+    let _ = write!(yaml, "  targets:\n    components:\n{components}");
     Some(yaml)
 }
 
