@@ -295,7 +295,9 @@ fn without_a_retry_policy_dapr_dead_letters_a_retryable_delivery_after_one_attem
     );
     let inventory_url = d.url("inventory-service");
     order_during_state_store_outage(&mut d, "lost-1", Duration::from_secs(2));
-    let recorded = wait_until(Duration::from_secs(30), || {
+    // The dead-lettered copy is recorded at once if the store is back by then, else when Redis
+    // redelivers it (processingTimeout, the subscription's 60 s lock duration).
+    let recorded = wait_until(Duration::from_secs(120), || {
         get_json(&format!("{inventory_url}/deadletters")).1["count"] == 1
     });
     assert!(
