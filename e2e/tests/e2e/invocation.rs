@@ -93,9 +93,15 @@ fn checkout_keeps_going_while_order_processor_is_down_and_recovers_when_it_is_ba
         &[
             ("CHECKOUT_INTERVAL_MS", "200"),
             ("CHECKOUT_PAUSE_MS", "200"),
+            ("CHECKOUT_TARGET_READY_TIMEOUT", "3"),
         ],
     );
 
+    // checkout waits for order-processor first, and gives up on that wait after the timeout.
+    checkout.wait_for(
+        "order-processor did not answer through Dapr within 3s",
+        START,
+    );
     // Nothing to call yet: every order fails, is logged with what came back, and the loop goes on.
     checkout.wait_for_count("Order failed", 3, START);
     assert!(checkout.lines_containing("Order passed").is_empty());
