@@ -582,3 +582,42 @@ async fn the_subscription_matches_the_tutorial_plus_a_dead_letter_topic() {
         ])
     );
 }
+
+async fn send_text(router: Router, req: Request<Body>) -> (StatusCode, String) {
+    let resp = router.oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn answers_print_in_the_readmes_field_order() {
+    let sidecar = MockServer::start().await;
+    stored(
+        &sidecar,
+        ITEM_PATH,
+        json!({"quantity": 90, "recent": [{
+            "orderId": "order-1001", "itemId": "item1", "quantity": 10, "status": "applied",
+            "remaining": 90, "eventId": "evt-1"
+        }]}),
+        "7",
+    )
+    .await;
+    let get = |uri: &str| Request::get(uri).body(Body::empty()).unwrap();
+
+    // Compared as text: the README shows these bytes, in this order.
+    assert_eq!(
+        send_text(router(&sidecar), get("/inventory/item1/orders/order-1001")).await,
+        (
+            StatusCode::OK,
+            r#"{"orderId":"order-1001","itemId":"item1","quantity":10,"status":"applied","remaining":90,"eventId":"evt-1"}"#.to_owned()
+        )
+    );
+    assert_eq!(
+        send_text(router(&sidecar), get("/inventory/item1")).await,
+        (
+            StatusCode::OK,
+            r#"{"itemId":"item1","quantity":90}"#.to_owned()
+        )
+    );
+}

@@ -9,7 +9,7 @@ pub mod config;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
 use service_kit::http::{self, HttpConfig};
 use service_kit::input::{self, JsonObject};
 use service_kit::{ApiError, TraceContext};
@@ -36,15 +36,28 @@ pub fn app(state: AppState) -> Router {
     http::finish(routes, &state.http)
 }
 
+/// The answer to a received order: `{"orderId":1,"status":"received"}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Received {
+    /// The order.
+    pub order_id: u64,
+    /// Always "received".
+    pub status: &'static str,
+}
+
 /// `POST /orders` with `{"orderId": <positive integer>}`.
 async fn receive_order(
     trace: TraceContext,
     JsonObject(body): JsonObject,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Received>, ApiError> {
     let order_id = input::positive_integer(&body, "orderId", MAX_ORDER_ID)?;
     tracing::info!(
         trace_id = trace.log_field(),
         "Order received: {{ orderId: {order_id} }}"
     );
-    Ok(Json(json!({ "orderId": order_id, "status": "received" })))
+    Ok(Json(Received {
+        order_id,
+        status: "received",
+    }))
 }

@@ -92,7 +92,7 @@ fn one_command_runs_everything_the_readme_curls_answer_as_shown_and_dapr_stop_st
     );
 
     for step in ["all-set-stock", "all-order-via-sidecar", "all-order-direct"] {
-        readme::matches_json_output(step, &shell_output(&readme::command(step))).unwrap();
+        readme::matches_output(step, &shell_output(&readme::command(step))).unwrap();
     }
     for order in ["order-2001", "order-2002"] {
         run.wait_for(
@@ -101,7 +101,7 @@ fn one_command_runs_everything_the_readme_curls_answer_as_shown_and_dapr_stop_st
         );
     }
     for step in ["all-get-stock", "all-bad-order"] {
-        readme::matches_json_output(step, &shell_output(&readme::command(step))).unwrap();
+        readme::matches_output(step, &shell_output(&readme::command(step))).unwrap();
     }
     // One order, one trace id, from order-service through the broker to inventory-service.
     for order in ["order-2001", "order-2002"] {
@@ -164,7 +164,7 @@ fn with_tokens_on_unauthenticated_calls_get_401_and_the_system_still_works() {
         None,
     );
     assert_eq!(status, 401, "sidecar without token");
-    readme::matches_json_output(
+    readme::matches_output(
         "tokens-direct-refused",
         &shell_output(&readme::command("tokens-direct-refused")),
     )
@@ -187,7 +187,7 @@ fn with_tokens_on_unauthenticated_calls_get_401_and_the_system_still_works() {
         &readme::command("tokens-order"),
         &[("DAPR_API_TOKEN", dapr_token)],
     );
-    readme::matches_json_output("tokens-order", &printed).unwrap();
+    readme::matches_output("tokens-order", &printed).unwrap();
     run.wait_for(
         "Processed OrderPlaced event. orderId=order-3001, itemId=item1, ordered=1, remaining=99",
         Duration::from_secs(30),
