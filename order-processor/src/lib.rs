@@ -2,7 +2,8 @@
 //!
 //! It logs each order exactly as the tutorial's Node.js callee does
 //! (`Order received: { orderId: 1 }`) and answers 200 with a JSON body. Anything but a JSON
-//! object with a positive integer `orderId` is refused with a 4xx JSON error naming the problem.
+//! object with a positive integer `orderId` is refused with a 4xx JSON error naming the problem,
+//! and the refusal is logged at WARN with its reason and trace id.
 
 pub mod config;
 
@@ -49,9 +50,20 @@ pub struct Received {
 /// `POST /orders` with `{"orderId": <positive integer>}`.
 async fn receive_order(
     trace: TraceContext,
-    JsonObject(body): JsonObject,
+    body: Result<JsonObject, ApiError>,
 ) -> Result<Json<Received>, ApiError> {
-    let order_id = input::positive_integer(&body, "orderId", MAX_ORDER_ID)?;
+    let order_id = body
+        .and_then(|JsonObject(body)| input::positive_integer(&body, "orderId", MAX_ORDER_ID))
+        .inspect_err(|refusal| {
+            // The caller may never show the answer's body (`dapr invoke` prints only the status),
+            // so the reason is logged here too.
+            tracing::warn!(
+                trace_id = trace.log_field(),
+                status = refusal.status().as_u16(),
+                "Order refused: {}",
+                refusal.message()
+            );
+        })?;
     tracing::info!(
         trace_id = trace.log_field(),
         "Order received: {{ orderId: {order_id} }}"
