@@ -180,6 +180,21 @@ mod tests {
     }
 
     #[test]
+    fn a_numeric_order_id_as_dapr_quickstarts_send_it_is_its_decimal_string() {
+        let body = cloud_event(json!({"orderId": 42, "itemId": "item1", "quantity": 1}));
+        let Delivery::Order { order, .. } = classify(&body) else {
+            panic!()
+        };
+        assert_eq!(order.order_id, "42");
+        assert_eq!(
+            reason(classify(&cloud_event(
+                json!({"orderId": -42, "itemId": "item1", "quantity": 1})
+            ))),
+            "invalid OrderPlaced event: orderId must be a string or a non-negative integer, got -42"
+        );
+    }
+
+    #[test]
     fn a_raw_order_without_an_envelope_is_accepted() {
         assert!(matches!(
             classify(br#"{"orderId":"o","itemId":"i","quantity":1}"#),
