@@ -205,6 +205,9 @@ async fn subscriptions(State(state): State<AppState>) -> Json<Value> {
             "pubsubname": state.pubsub_name,
             "topic": DEAD_LETTER_TOPIC,
             "route": "deadletters",
+            // daprd then parses nothing, so a message that is not a CloudEvent reaches the app
+            // too (see `delivery::dead_lettered_message`).
+            "metadata": { "rawPayload": "true" },
         },
     ]))
 }
@@ -314,6 +317,7 @@ async fn on_dead_letter(State(state): State<AppState>, trace: TraceContext, body
         Ok(bytes) => bytes,
         Err(_) => b"(the dead-lettered event was larger than the limit or unreadable)"[..].into(),
     };
+    let bytes = delivery::dead_lettered_message(&bytes);
     let (event_id, reason) = match delivery::classify(&bytes) {
         Delivery::Malformed { reason, event_id } => (event_id, reason),
         Delivery::Order { event_id, .. } => (

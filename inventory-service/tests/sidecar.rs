@@ -578,7 +578,8 @@ async fn the_subscription_matches_the_tutorial_plus_a_dead_letter_topic() {
         body,
         json!([
             {"pubsubname": "pubsub", "topic": "OrderPlaced", "route": "orders", "deadLetterTopic": "OrderPlaced-deadletter"},
-            {"pubsubname": "pubsub", "topic": "OrderPlaced-deadletter", "route": "deadletters"}
+            {"pubsubname": "pubsub", "topic": "OrderPlaced-deadletter", "route": "deadletters",
+             "metadata": {"rawPayload": "true"}}
         ])
     );
 }
@@ -620,4 +621,62 @@ async fn answers_print_in_the_readmes_field_order() {
             r#"{"itemId":"item1","quantity":90}"#.to_owned()
         )
     );
+}
+
+/// A delivery on the dead-letter subscription, which asks for `rawPayload`: daprd wraps the
+/// message as published in a CloudEvent of its own, base64-encoded (components-contrib
+/// `pubsub.FromRawPayload`).
+fn raw_delivery(message: &[u8]) -> Request<Body> {
+    use base64::Engine as _;
+    let wrapper = json!({
+        "id": "9b2d5c7e-random", "specversion": "1.0", "datacontenttype": "application/octet-stream",
+        "source": "Dapr", "type": "com.dapr.event.sent", "topic": "OrderPlaced-deadletter",
+        "pubsubname": "pubsub",
+        "data_base64": base64::engine::general_purpose::STANDARD.encode(message),
+    });
+    Request::post("/deadletters")
+        .header(header::CONTENT_TYPE, "application/cloudevents+json")
+        .body(Body::from(wrapper.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_raw_message_that_is_not_a_cloud_event_is_recorded_as_a_dead_letter() {
+    let sidecar = MockServer::start().await;
+    missing(&sidecar, "/v1.0/state/statestore/deadletters").await;
+    saves_answer(&sidecar, ResponseTemplate::new(204)).await;
+
+    let (status, answer) = send(router(&sidecar), raw_delivery(b"not json")).await;
+
+    assert_eq!(
+        (status, answer["status"].clone()),
+        (StatusCode::OK, json!("SUCCESS"))
+    );
+    let saved = saves(&sidecar).await[0][0].clone();
+    assert_eq!(saved["value"]["count"], 1);
+    let letter = &saved["value"]["recent"][0];
+    assert_eq!(letter["reason"], "the event is not JSON");
+    assert_eq!(letter["payload"], "not json");
+    // daprd's wrapper id is new on every delivery, so it is not the event's id.
+    assert!(letter.get("eventId").is_none(), "{letter}");
+}
+
+#[tokio::test]
+async fn a_dead_lettered_cloud_event_is_recorded_under_its_own_id_through_the_raw_wrapper() {
+    let sidecar = MockServer::start().await;
+    missing(&sidecar, "/v1.0/state/statestore/deadletters").await;
+    saves_answer(&sidecar, ResponseTemplate::new(204)).await;
+    let event = cloud_event(json!({"orderId": "o", "itemId": "item1"}));
+
+    let (status, _) = send(router(&sidecar), raw_delivery(event.as_bytes())).await;
+
+    assert_eq!(status, StatusCode::OK);
+    let saved = saves(&sidecar).await[0][0].clone();
+    let letter = &saved["value"]["recent"][0];
+    assert_eq!(letter["eventId"], "evt-1");
+    assert_eq!(
+        letter["reason"],
+        "invalid OrderPlaced event: quantity is required"
+    );
+    assert_eq!(letter["payload"], event);
 }
