@@ -82,6 +82,18 @@ fn one_round_passes_twenty_orders_that_order_processor_receives_in_order() {
         checkout.tail(20)
     );
     checkout.wait_for("Exited App successfully", Duration::from_secs(10));
+
+    // The Dapr CLI as a client, as the README shows it.
+    let printed = e2e::shell_output(&readme::command("invoke-cli-order"));
+    readme::matches_output("invoke-cli-order", &printed).unwrap();
+    processor.wait_for("Order received: { orderId: 42 }", Duration::from_secs(10));
+    let (ok, _, stderr) = e2e::shell_run(&readme::command("invoke-cli-refused"));
+    assert!(!ok, "{stderr}");
+    readme::matches_output("invoke-cli-refused", &stderr).unwrap();
+    processor.wait_for(
+        r#"WARN Order refused: orderId must be a positive integer, got the string "5""#,
+        Duration::from_secs(10),
+    );
 }
 
 #[test]
