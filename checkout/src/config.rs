@@ -21,6 +21,12 @@ pub const CHECKOUT_ROUNDS: &str = "CHECKOUT_ROUNDS";
 pub const CHECKOUT_INTERVAL_MS: &str = "CHECKOUT_INTERVAL_MS";
 /// Milliseconds between two rounds (the tutorial's Node.js caller waits 20 s).
 pub const CHECKOUT_PAUSE_MS: &str = "CHECKOUT_PAUSE_MS";
+/// Seconds to wait, before the first order, for the target to answer through Dapr; 0 skips
+/// the wait.
+pub const CHECKOUT_TARGET_READY_TIMEOUT: &str = "CHECKOUT_TARGET_READY_TIMEOUT";
+/// `dapr run -f .` starts the apps about a second apart, and the callee compiles and binds
+/// after that; a minute covers a warm start with a wide margin, like the sidecar wait.
+pub const DEFAULT_TARGET_READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What the order loop does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +41,9 @@ pub struct LoopConfig {
     pub interval: Duration,
     /// `CHECKOUT_PAUSE_MS`, default 20000.
     pub pause: Duration,
+    /// `CHECKOUT_TARGET_READY_TIMEOUT`, default 60 s: how long [`crate::Checkout::wait_for_target`]
+    /// waits before the first order.
+    pub target_ready_timeout: Duration,
 }
 
 impl Default for LoopConfig {
@@ -45,6 +54,7 @@ impl Default for LoopConfig {
             rounds: None,
             interval: Duration::from_secs(1),
             pause: Duration::from_secs(20),
+            target_ready_timeout: DEFAULT_TARGET_READY_TIMEOUT,
         }
     }
 }
@@ -86,6 +96,8 @@ impl Config {
                 rounds,
                 interval: vars.millis_or(CHECKOUT_INTERVAL_MS, defaults.interval)?,
                 pause: vars.millis_or(CHECKOUT_PAUSE_MS, defaults.pause)?,
+                target_ready_timeout: vars
+                    .seconds_or(CHECKOUT_TARGET_READY_TIMEOUT, defaults.target_ready_timeout)?,
             },
             dapr: DaprConfig::from_vars(vars)?,
             health_port,
@@ -107,6 +119,7 @@ mod tests {
         assert_eq!(config.orders.orders_per_round.get(), 20);
         assert_eq!(config.orders.rounds, None);
         assert_eq!(config.health_port, None);
+        assert_eq!(config.orders.target_ready_timeout, Duration::from_secs(60));
         assert_eq!(config.dapr.base_url, "http://127.0.0.1:3500");
     }
 
@@ -117,8 +130,10 @@ mod tests {
             (CHECKOUT_INTERVAL_MS, "10"),
             (CHECKOUT_PAUSE_MS, "0"),
             (CHECKOUT_TARGET_APP_ID, "orders"),
+            (CHECKOUT_TARGET_READY_TIMEOUT, "0"),
         ]))
         .unwrap();
+        assert_eq!(config.orders.target_ready_timeout, Duration::ZERO);
         assert_eq!(config.orders.rounds.map(NonZeroU64::get), Some(1));
         assert_eq!(config.orders.interval, Duration::from_millis(10));
         assert_eq!(config.orders.target_app_id, "orders");
@@ -130,6 +145,7 @@ mod tests {
             (CHECKOUT_ORDERS_PER_ROUND, "0"),
             (CHECKOUT_ROUNDS, "-1"),
             (CHECKOUT_INTERVAL_MS, "soon"),
+            (CHECKOUT_TARGET_READY_TIMEOUT, "a minute"),
             (CHECKOUT_TARGET_APP_ID, "order processor"),
             (env::APP_PORT, "70000"),
         ] {

@@ -3,13 +3,14 @@
 //! Like the tutorial's Node.js caller it sends orders 1 to 20, one second apart, to
 //! `POST /orders` on its own sidecar with a `dapr-app-id: order-processor` header (Dapr's HTTP
 //! proxying), prints `Order passed: {"orderId":1}` after each, pauses, and starts again.
-//! Unlike the samples it waits for the sidecar first, checks every answer (a non-2xx answer or a
+//! Unlike the samples it waits for the sidecar first, then for `order-processor` to answer
+//! through it (see [`Checkout::wait_for_target`]), checks every answer (a non-2xx answer or a
 //! transport failure is logged with what came back and never reported as passed), keeps going
 //! after failures, and stops between two calls on SIGTERM.
 
 pub mod config;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::Method;
@@ -31,6 +32,11 @@ pub struct Summary {
     pub stopped: bool,
 }
 
+/// Time between two probes of the target while [`Checkout::wait_for_target`] waits. Each failed
+/// probe counts towards the circuit breaker of `components/resiliency.yaml` (five failures in a
+/// row open it for 10 s), so the probes are a second apart rather than as fast as possible.
+pub const TARGET_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The order loop.
 #[derive(Debug, Clone)]
 pub struct Checkout {
@@ -42,6 +48,52 @@ impl Checkout {
     /// A loop that calls through `client`.
     pub fn new(client: DaprClient, config: LoopConfig) -> Self {
         Self { client, config }
+    }
+
+    /// Waits until the target answers its health route through Dapr
+    /// (`GET /v1.0/invoke/{target}/method/healthz` on our sidecar, which goes through both
+    /// sidecars to the app, as an order does), for at most the configured
+    /// `target_ready_timeout`. True when it answered 2xx; false, after a warning, when the time
+    /// ran out, and the orders start anyway (their failures are logged one by one).
+    ///
+    /// Without this wait the first orders of `dapr run -f .` fail: the CLI starts the apps about
+    /// a second apart, and the invocation retries (2 × 250 ms) cannot cover a callee that comes
+    /// up seconds after its caller.
+    pub async fn wait_for_target(&self) -> bool {
+        let timeout = self.config.target_ready_timeout;
+        if timeout.is_zero() {
+            return true;
+        }
+        let target = &self.config.target_app_id;
+        tracing::info!(
+            "Waiting for {target} to answer through Dapr (GET /v1.0/invoke/{target}/method/healthz, at most {timeout:?})"
+        );
+        let started = Instant::now();
+        loop {
+            let trace = TraceContext::new_root();
+            let last = match self
+                .client
+                .invoke(Method::GET, target, "healthz", None, &trace)
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(
+                        "{target} answers through Dapr after {:.1?}",
+                        started.elapsed()
+                    );
+                    return true;
+                }
+                Err(DaprError::Status { status, body, .. }) => format!("{status}: {body}"),
+                Err(other) => other.to_string(),
+            };
+            if started.elapsed() + TARGET_POLL_INTERVAL > timeout {
+                tracing::warn!(
+                    "{target} did not answer through Dapr within {timeout:?} (last answer: {last}); starting the orders anyway"
+                );
+                return false;
+            }
+            tokio::time::sleep(TARGET_POLL_INTERVAL).await;
+        }
     }
 
     /// Runs rounds until the configured number is done or `stop` turns true. A call in flight

@@ -60,7 +60,12 @@ async fn run(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> {
         () = stopped(stop.clone()) => return Ok(ExitCode::SUCCESS),
     }
 
-    let summary = Checkout::new(client, config.orders).run(stop.clone()).await;
+    let checkout = Checkout::new(client, config.orders);
+    tokio::select! {
+        _ = checkout.wait_for_target() => {}
+        () = stopped(stop.clone()) => return Ok(ExitCode::SUCCESS),
+    }
+    let summary = checkout.run(stop.clone()).await;
     tracing::info!(
         passed = summary.passed,
         failed = summary.failed,

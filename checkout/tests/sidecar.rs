@@ -317,3 +317,128 @@ async fn passed_orders_are_logged_with_the_tutorials_line_and_failures_say_what_
     assert!(lines[1].contains("callee exploded"), "{}", lines[1]);
     assert!(!logs.text().contains(r#"Order passed: {"orderId":2}"#));
 }
+
+/// The answer daprd gives while the callee's sidecar is up but its app is not listening yet.
+const CALLEE_NOT_UP: &str = r#"{"errorCode":"ERR_DIRECT_INVOKE","message":"failed to invoke, id: order-processor, err: connection refused"}"#;
+const TARGET_HEALTH: &str = "/v1.0/invoke/order-processor/method/healthz";
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_first_order_waits_until_order_processor_answers_its_health_route_through_dapr() {
+    let (logs, _guard) = service_kit::testing::capture_logs();
+    let sidecar = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(TARGET_HEALTH))
+        .respond_with(ResponseTemplate::new(500).set_body_string(CALLEE_NOT_UP))
+        .up_to_n_times(2)
+        .expect(2)
+        .mount(&sidecar)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(TARGET_HEALTH))
+        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"status":"ok"}"#))
+        .expect(1)
+        .mount(&sidecar)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/orders"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(2)
+        .mount(&sidecar)
+        .await;
+    let checkout = checkout(&sidecar, 2);
+
+    let started = Instant::now();
+    assert!(checkout.wait_for_target().await);
+    // Two failed probes, a second apart each.
+    assert!(
+        started.elapsed() >= 2 * checkout::TARGET_POLL_INTERVAL,
+        "{:?}",
+        started.elapsed()
+    );
+    let summary = checkout.run(never_stop()).await;
+
+    assert_eq!(summary.passed, 2);
+    let requests = sidecar.received_requests().await.unwrap();
+    let order: Vec<(String, String)> = requests
+        .iter()
+        .map(|r| (r.method.to_string(), r.url.path().to_owned()))
+        .collect();
+    let probe = ("GET".to_owned(), TARGET_HEALTH.to_owned());
+    let post = ("POST".to_owned(), "/orders".to_owned());
+    assert_eq!(
+        order,
+        [probe.clone(), probe.clone(), probe, post.clone(), post]
+    );
+    let text = logs.text();
+    assert!(
+        text.contains("Waiting for order-processor to answer through Dapr"),
+        "{text}"
+    );
+    assert!(
+        text.contains("order-processor answers through Dapr after"),
+        "{text}"
+    );
+    assert!(!text.contains("Order failed"), "{text}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn when_order_processor_never_answers_the_orders_start_anyway_after_a_warning() {
+    let (logs, _guard) = service_kit::testing::capture_logs();
+    let sidecar = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(TARGET_HEALTH))
+        .respond_with(ResponseTemplate::new(500).set_body_string(CALLEE_NOT_UP))
+        .mount(&sidecar)
+        .await;
+    let client = DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap();
+    let checkout = Checkout::new(
+        client,
+        LoopConfig {
+            target_ready_timeout: Duration::from_secs(2),
+            ..loop_config(1)
+        },
+    );
+
+    let started = Instant::now();
+    assert!(!checkout.wait_for_target().await);
+
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    let warning = logs.lines_from("order-processor did not answer");
+    assert_eq!(warning.len(), 1, "{}", logs.text());
+    assert!(
+        warning[0].starts_with("order-processor did not answer through Dapr within 2s"),
+        "{}",
+        warning[0]
+    );
+    assert!(warning[0].contains("connection refused"), "{}", warning[0]);
+    assert!(
+        warning[0].ends_with("starting the orders anyway"),
+        "{}",
+        warning[0]
+    );
+    assert!(logs.text().contains(" WARN "), "{}", logs.text());
+}
+
+#[tokio::test]
+async fn a_target_ready_timeout_of_zero_skips_the_wait() {
+    let sidecar = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&sidecar)
+        .await;
+    let client = DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap();
+    let checkout = Checkout::new(
+        client,
+        LoopConfig {
+            target_ready_timeout: Duration::ZERO,
+            ..loop_config(1)
+        },
+    );
+
+    assert!(checkout.wait_for_target().await);
+}

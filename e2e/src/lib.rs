@@ -669,6 +669,22 @@ pub fn shell_output_with(command: &str, envs: &[(&str, &str)]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs a shell command from the repository root and returns whether it succeeded, its stdout
+/// and its stderr; for a command the README shows failing (a refused `dapr invoke`, say).
+pub fn shell_run(command: &str) -> (bool, String, String) {
+    let out = Command::new("bash")
+        .args(["-c", command])
+        .current_dir(repo_root())
+        .env("PATH", search_path())
+        .output()
+        .expect("bash runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Polls `check` every 100 ms until it is true or `timeout` passes; returns the last result.
 pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

@@ -55,7 +55,29 @@ pub fn output(name: &str) -> String {
     block("output", name)
 }
 
-/// The Azure guide (`docs/deploy-azure.md`): its commands and outputs, marked the same way.
+/// Whether what a command printed, `actual`, is the README's output `name` as text (surrounding
+/// whitespace aside), where each `<...>` in the README (an id that differs on every run) stands
+/// for any text on one line. Text, not JSON: a user compares what they see with what the README
+/// shows, field order included.
+pub fn matches_output(name: &str, actual: &str) -> Result<(), String> {
+    matches_text(name, &output(name), actual)
+}
+
+fn matches_text(name: &str, shown: &str, actual: &str) -> Result<(), String> {
+    let pattern = output_pattern(shown.trim());
+    if pattern.is_match(actual.trim()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name}: the documentation shows\n{}\nbut the command printed\n{}",
+            shown.trim(),
+            actual.trim()
+        ))
+    }
+}
+
+/// The Azure guide (`docs/deploy-azure.md`): its commands and outputs, marked the same way, and
+/// `<!-- azure: NAME -->` on the commands that need Azure itself (which no test can run).
 pub mod guide {
     /// The guide's file, relative to the repository root.
     pub const FILE: &str = "docs/deploy-azure.md";
@@ -70,43 +92,45 @@ pub mod guide {
         super::block_in(FILE, "output", name)
     }
 
-    /// Whether JSON `actual` matches the guide's output `name` (see [`super::matches_json_output`]).
-    pub fn matches_json_output(name: &str, actual: &str) -> Result<(), String> {
-        super::matches_json(name, &output(name), actual)
+    /// Whether `actual` is the guide's output `name` as text (see [`super::matches_output`]).
+    pub fn matches_output(name: &str, actual: &str) -> Result<(), String> {
+        super::matches_text(name, &output(name), actual)
+    }
+
+    fn text() -> String {
+        std::fs::read_to_string(crate::repo_root().join(FILE)).expect("the guide is readable")
     }
 
     /// Every fenced `bash` block of the guide that is marked neither `command:` (run by the
     /// tests) nor `azure:` (needs Azure itself), by line number: each must be one or the other.
     pub fn unmarked_bash_blocks() -> Vec<usize> {
-        let text =
-            std::fs::read_to_string(crate::repo_root().join(FILE)).expect("guide is readable");
+        let text = text();
         let lines: Vec<&str> = text.lines().collect();
         let mut unmarked = Vec::new();
         let mut in_block = false;
         for (i, line) in lines.iter().enumerate() {
-            let t = line.trim_start();
-            if t.starts_with("```") {
-                if !in_block && t.trim() == "```bash" {
-                    let marker = i
-                        .checked_sub(1)
-                        .map(|j| lines[j].trim())
-                        .unwrap_or_default();
-                    if !(marker.starts_with("<!-- command: ") || marker.starts_with("<!-- azure: "))
-                    {
-                        unmarked.push(i + 1);
-                    }
-                }
-                in_block = !in_block;
+            let fence = line.trim();
+            if !fence.starts_with("```") {
+                continue;
             }
+            if !in_block && fence == "```bash" {
+                let marker = i
+                    .checked_sub(1)
+                    .map(|j| lines[j].trim())
+                    .unwrap_or_default();
+                if !(marker.starts_with("<!-- command: ") || marker.starts_with("<!-- azure: ")) {
+                    unmarked.push(i + 1);
+                }
+            }
+            in_block = !in_block;
         }
         unmarked
     }
 
     /// Every command name marked in the guide, in order.
     pub fn command_names() -> Vec<String> {
-        let text =
-            std::fs::read_to_string(crate::repo_root().join(FILE)).expect("guide is readable");
-        text.lines()
+        text()
+            .lines()
             .filter_map(|l| {
                 l.trim()
                     .strip_prefix("<!-- command: ")?
@@ -117,38 +141,38 @@ pub mod guide {
     }
 }
 
-/// Whether JSON `actual` matches the README's JSON output `name`, where a string written as
-/// `"<...>"` (an id that differs on every run) matches any string.
-pub fn matches_json_output(name: &str, actual: &str) -> Result<(), String> {
-    matches_json(name, &output(name), actual)
-}
-
-fn matches_json(name: &str, shown: &str, actual: &str) -> Result<(), String> {
-    let shown: serde_json::Value = serde_json::from_str(shown)
-        .map_err(|e| format!("README output {name} is not JSON: {e}"))?;
-    let got: serde_json::Value = serde_json::from_str(actual.trim())
-        .map_err(|e| format!("{name} printed something that is not JSON ({e}): {actual}"))?;
-    if json_matches(&shown, &got) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{name}: the README shows {shown} but the command printed {got}"
-        ))
+/// The README's output `shown` as an anchored regular expression: literal text, with each
+/// `<...>` placeholder matching one or more characters other than a line break.
+fn output_pattern(shown: &str) -> regex::Regex {
+    let placeholder = regex::Regex::new(r"<[^<>\n]+>").expect("a valid pattern");
+    let mut pattern = String::from("^");
+    let mut last = 0;
+    for m in placeholder.find_iter(shown) {
+        pattern.push_str(&regex::escape(&shown[last..m.start()]));
+        pattern.push_str(r"[^\n]+?");
+        last = m.end();
     }
+    pattern.push_str(&regex::escape(&shown[last..]));
+    pattern.push('$');
+    regex::Regex::new(&pattern).expect("an escaped pattern is valid")
 }
 
-fn json_matches(shown: &serde_json::Value, got: &serde_json::Value) -> bool {
-    use serde_json::Value;
-    match (shown, got) {
-        (Value::String(s), Value::String(_)) if s.starts_with('<') && s.ends_with('>') => true,
-        (Value::Object(a), Value::Object(b)) => {
-            a.len() == b.len()
-                && a.iter()
-                    .all(|(k, v)| b.get(k).is_some_and(|w| json_matches(v, w)))
-        }
-        (Value::Array(a), Value::Array(b)) => {
-            a.len() == b.len() && a.iter().zip(b).all(|(v, w)| json_matches(v, w))
-        }
-        (a, b) => a == b,
+#[cfg(test)]
+mod tests {
+    use super::output_pattern;
+
+    #[test]
+    fn outputs_match_as_text_with_placeholders_for_run_specific_values() {
+        let shown = r#"{"orderId":"o-1","eventId":"<the CloudEvent id>"}"#;
+        let pattern = output_pattern(shown);
+        assert!(pattern.is_match(r#"{"orderId":"o-1","eventId":"2f1c-77"}"#));
+        // Same JSON, other field order: not what the README shows.
+        assert!(!pattern.is_match(r#"{"eventId":"2f1c-77","orderId":"o-1"}"#));
+        // A placeholder stands for something, on one line.
+        assert!(!pattern.is_match(r#"{"orderId":"o-1","eventId":""}"#));
+        assert!(!pattern.is_match("{\"orderId\":\"o-1\",\"eventId\":\"a\nb\"}"));
+        // Literal text is literal, regex characters included.
+        assert!(output_pattern("a.b (1)").is_match("a.b (1)"));
+        assert!(!output_pattern("a.b").is_match("axb"));
     }
 }

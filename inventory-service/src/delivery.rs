@@ -7,6 +7,8 @@
 //! event will never become valid, so it is dropped, never retried; a failure of the state store
 //! may pass, so it is retried.
 
+use std::borrow::Cow;
+
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -74,6 +76,33 @@ pub fn classify(body: &[u8]) -> Delivery {
             &format!("invalid OrderPlaced event: {}", e.message()),
             event_id,
         ),
+    }
+}
+
+/// What was dead-lettered, out of a delivery on the dead-letter subscription.
+///
+/// That subscription asks for `rawPayload`, because a message that is not a CloudEvent (one
+/// published with `rawPayload=true`, say) fails daprd's CloudEvent parsing: on `OrderPlaced`,
+/// whose subscription has a dead-letter topic, daprd forwards it there unchanged; on a
+/// subscription without one it returns an error, which the delivery policy retries forever, so
+/// the message would never reach the app. With `rawPayload`, daprd parses nothing and delivers
+/// every message wrapped in a CloudEvent of its own (a random `id`,
+/// `datacontenttype: application/octet-stream`) whose `data_base64` is the message as published
+/// to the topic: the original CloudEvent, or the raw payload. This returns those bytes, or
+/// `body` itself when it is not such a wrapper.
+pub fn dead_lettered_message(body: &[u8]) -> Cow<'_, [u8]> {
+    use base64::Engine as _;
+    let Ok(Value::Object(envelope)) = serde_json::from_slice::<Value>(body) else {
+        return Cow::Borrowed(body);
+    };
+    let wrapped = envelope.get("datacontenttype").and_then(Value::as_str)
+        == Some("application/octet-stream")
+        && !envelope.contains_key("data");
+    match envelope.get("data_base64").and_then(Value::as_str) {
+        Some(encoded) if wrapped => base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_or(Cow::Borrowed(body), Cow::Owned),
+        _ => Cow::Borrowed(body),
     }
 }
 
@@ -180,11 +209,55 @@ mod tests {
     }
 
     #[test]
+    fn a_numeric_order_id_as_dapr_quickstarts_send_it_is_its_decimal_string() {
+        let body = cloud_event(json!({"orderId": 42, "itemId": "item1", "quantity": 1}));
+        let Delivery::Order { order, .. } = classify(&body) else {
+            panic!()
+        };
+        assert_eq!(order.order_id, "42");
+        assert_eq!(
+            reason(classify(&cloud_event(
+                json!({"orderId": -42, "itemId": "item1", "quantity": 1})
+            ))),
+            "invalid OrderPlaced event: orderId must be a string or a non-negative integer, got -42"
+        );
+    }
+
+    #[test]
     fn a_raw_order_without_an_envelope_is_accepted() {
         assert!(matches!(
             classify(br#"{"orderId":"o","itemId":"i","quantity":1}"#),
             Delivery::Order { event_id: None, .. }
         ));
+    }
+
+    /// What daprd delivers on a `rawPayload` subscription (`FromRawPayload` in
+    /// components-contrib `pubsub/envelope.go`).
+    fn raw_wrapper(message: &[u8]) -> Vec<u8> {
+        use base64::Engine as _;
+        serde_json::to_vec(&json!({
+            "id": "0d6f3c1e-random", "specversion": "1.0",
+            "datacontenttype": "application/octet-stream", "source": "Dapr",
+            "type": "com.dapr.event.sent", "topic": "OrderPlaced-deadletter", "pubsubname": "pubsub",
+            "data_base64": base64::engine::general_purpose::STANDARD.encode(message),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_raw_wrapper_gives_back_the_message_as_published() {
+        assert_eq!(
+            &*dead_lettered_message(&raw_wrapper(b"not json")),
+            b"not json"
+        );
+        let event = cloud_event(json!("hello"));
+        assert_eq!(&*dead_lettered_message(&raw_wrapper(&event)), &event[..]);
+        // Anything else is the message itself, a CloudEvent with binary data included.
+        assert_eq!(&*dead_lettered_message(&event), &event[..]);
+        let binary =
+            br#"{"specversion":"1.0","id":"x","datacontenttype":"image/png","data_base64":"AAE="}"#;
+        assert_eq!(&*dead_lettered_message(binary), &binary[..]);
+        assert_eq!(&*dead_lettered_message(b"garbage"), b"garbage");
     }
 
     #[test]

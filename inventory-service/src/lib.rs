@@ -29,6 +29,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::{Value, json};
 use service_kit::events;
 use service_kit::http::{self, HttpConfig};
@@ -37,7 +38,9 @@ use service_kit::{ApiError, TraceContext};
 
 use crate::config::DEAD_LETTER_TOPIC;
 use crate::delivery::{Delivery, MAX_EVENT_BYTES, Verdict};
-use crate::store::{Applied, DeadLetter, Inventory, MAX_STOCK, Status, StoreError};
+use crate::store::{
+    Applied, DeadLetter, DeadLetters, Inventory, MAX_STOCK, Outcome, Status, StoreError,
+};
 
 /// Largest body accepted by the stock endpoint.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -133,6 +136,17 @@ impl IntoResponse for Error {
     }
 }
 
+/// The stock of an item, as the stock routes answer it: `{"itemId":"item1","quantity":100}`.
+/// Answers are typed structs, serialized in field order, so they print as the README shows.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stock {
+    /// The item.
+    pub item_id: String,
+    /// Units in stock.
+    pub quantity: u64,
+}
+
 fn item_id(raw: &str) -> Result<&str, Error> {
     input::check_identifier("itemId", raw)?;
     Ok(raw)
@@ -143,10 +157,13 @@ async fn get_stock(
     State(state): State<AppState>,
     Path(raw_item): Path<String>,
     trace: TraceContext,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<Stock>, Error> {
     let item = item_id(&raw_item)?;
     let quantity = state.inventory.stock(item, &trace).await?;
-    Ok(Json(json!({ "itemId": item, "quantity": quantity })))
+    Ok(Json(Stock {
+        item_id: raw_item,
+        quantity,
+    }))
 }
 
 /// `POST /inventory/{itemId}` with `{"quantity": n}`.
@@ -155,7 +172,7 @@ async fn set_stock(
     Path(raw_item): Path<String>,
     trace: TraceContext,
     JsonObject(body): JsonObject,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<Stock>, Error> {
     let item = item_id(&raw_item)?;
     let quantity = input::non_negative_integer(&body, "quantity", MAX_STOCK)?;
     state.inventory.set_stock(item, quantity, &trace).await?;
@@ -163,7 +180,10 @@ async fn set_stock(
         trace_id = trace.log_field(),
         "Stock set. itemId={item}, quantity={quantity}"
     );
-    Ok(Json(json!({ "itemId": item, "quantity": quantity })))
+    Ok(Json(Stock {
+        item_id: raw_item,
+        quantity,
+    }))
 }
 
 /// `GET /inventory/{itemId}/orders/{orderId}`.
@@ -171,11 +191,11 @@ async fn get_outcome(
     State(state): State<AppState>,
     Path((raw_item, raw_order)): Path<(String, String)>,
     trace: TraceContext,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<Outcome>, Error> {
     let item = item_id(&raw_item)?;
     input::check_identifier("orderId", &raw_order)?;
     match state.inventory.outcome(item, &raw_order, &trace).await? {
-        Some(outcome) => Ok(Json(json!(outcome))),
+        Some(outcome) => Ok(Json(outcome)),
         None => Err(Error::OutcomeNotFound {
             item_id: item.to_owned(),
             order_id: raw_order,
@@ -196,6 +216,9 @@ async fn subscriptions(State(state): State<AppState>) -> Json<Value> {
             "pubsubname": state.pubsub_name,
             "topic": DEAD_LETTER_TOPIC,
             "route": "deadletters",
+            // daprd then parses nothing, so a message that is not a CloudEvent reaches the app
+            // too (see `delivery::dead_lettered_message`).
+            "metadata": { "rawPayload": "true" },
         },
     ]))
 }
@@ -305,6 +328,7 @@ async fn on_dead_letter(State(state): State<AppState>, trace: TraceContext, body
         Ok(bytes) => bytes,
         Err(_) => b"(the dead-lettered event was larger than the limit or unreadable)"[..].into(),
     };
+    let bytes = delivery::dead_lettered_message(&bytes);
     let (event_id, reason) = match delivery::classify(&bytes) {
         Delivery::Malformed { reason, event_id } => (event_id, reason),
         Delivery::Order { event_id, .. } => (
@@ -340,6 +364,6 @@ async fn on_dead_letter(State(state): State<AppState>, trace: TraceContext, body
 async fn get_dead_letters(
     State(state): State<AppState>,
     trace: TraceContext,
-) -> Result<Json<Value>, Error> {
-    Ok(Json(json!(state.inventory.dead_letters(&trace).await?)))
+) -> Result<Json<DeadLetters>, Error> {
+    Ok(Json(state.inventory.dead_letters(&trace).await?))
 }

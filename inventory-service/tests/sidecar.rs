@@ -614,7 +614,105 @@ async fn the_subscription_matches_the_tutorial_plus_a_dead_letter_topic() {
         body,
         json!([
             {"pubsubname": "pubsub", "topic": "OrderPlaced", "route": "orders", "deadLetterTopic": "OrderPlaced-deadletter"},
-            {"pubsubname": "pubsub", "topic": "OrderPlaced-deadletter", "route": "deadletters"}
+            {"pubsubname": "pubsub", "topic": "OrderPlaced-deadletter", "route": "deadletters",
+             "metadata": {"rawPayload": "true"}}
         ])
     );
+}
+
+async fn send_text(router: Router, req: Request<Body>) -> (StatusCode, String) {
+    let resp = router.oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn answers_print_in_the_readmes_field_order() {
+    let sidecar = MockServer::start().await;
+    stored(
+        &sidecar,
+        ITEM_PATH,
+        json!({"quantity": 90, "recent": [{
+            "orderId": "order-1001", "itemId": "item1", "quantity": 10, "status": "applied",
+            "remaining": 90, "eventId": "evt-1"
+        }]}),
+        "7",
+    )
+    .await;
+    let get = |uri: &str| Request::get(uri).body(Body::empty()).unwrap();
+
+    // Compared as text: the README shows these bytes, in this order.
+    assert_eq!(
+        send_text(router(&sidecar), get("/inventory/item1/orders/order-1001")).await,
+        (
+            StatusCode::OK,
+            r#"{"orderId":"order-1001","itemId":"item1","quantity":10,"status":"applied","remaining":90,"eventId":"evt-1"}"#.to_owned()
+        )
+    );
+    assert_eq!(
+        send_text(router(&sidecar), get("/inventory/item1")).await,
+        (
+            StatusCode::OK,
+            r#"{"itemId":"item1","quantity":90}"#.to_owned()
+        )
+    );
+}
+
+/// A delivery on the dead-letter subscription, which asks for `rawPayload`: daprd wraps the
+/// message as published in a CloudEvent of its own, base64-encoded (components-contrib
+/// `pubsub.FromRawPayload`).
+fn raw_delivery(message: &[u8]) -> Request<Body> {
+    use base64::Engine as _;
+    let wrapper = json!({
+        "id": "9b2d5c7e-random", "specversion": "1.0", "datacontenttype": "application/octet-stream",
+        "source": "Dapr", "type": "com.dapr.event.sent", "topic": "OrderPlaced-deadletter",
+        "pubsubname": "pubsub",
+        "data_base64": base64::engine::general_purpose::STANDARD.encode(message),
+    });
+    Request::post("/deadletters")
+        .header(header::CONTENT_TYPE, "application/cloudevents+json")
+        .body(Body::from(wrapper.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_raw_message_that_is_not_a_cloud_event_is_recorded_as_a_dead_letter() {
+    let sidecar = MockServer::start().await;
+    missing(&sidecar, "/v1.0/state/statestore/deadletters").await;
+    saves_answer(&sidecar, ResponseTemplate::new(204)).await;
+
+    let (status, answer) = send(router(&sidecar), raw_delivery(b"not json")).await;
+
+    assert_eq!(
+        (status, answer["status"].clone()),
+        (StatusCode::OK, json!("SUCCESS"))
+    );
+    let saved = saves(&sidecar).await[0][0].clone();
+    assert_eq!(saved["value"]["count"], 1);
+    let letter = &saved["value"]["recent"][0];
+    assert_eq!(letter["reason"], "the event is not JSON");
+    assert_eq!(letter["payload"], "not json");
+    // daprd's wrapper id is new on every delivery, so it is not the event's id.
+    assert!(letter.get("eventId").is_none(), "{letter}");
+}
+
+#[tokio::test]
+async fn a_dead_lettered_cloud_event_is_recorded_under_its_own_id_through_the_raw_wrapper() {
+    let sidecar = MockServer::start().await;
+    missing(&sidecar, "/v1.0/state/statestore/deadletters").await;
+    saves_answer(&sidecar, ResponseTemplate::new(204)).await;
+    let event = cloud_event(json!({"orderId": "o", "itemId": "item1"}));
+
+    let (status, _) = send(router(&sidecar), raw_delivery(event.as_bytes())).await;
+
+    assert_eq!(status, StatusCode::OK);
+    let saved = saves(&sidecar).await[0][0].clone();
+    let letter = &saved["value"]["recent"][0];
+    assert_eq!(letter["eventId"], "evt-1");
+    assert_eq!(
+        letter["reason"],
+        "invalid OrderPlaced event: quantity is required"
+    );
+    assert_eq!(letter["payload"], event);
 }

@@ -2,14 +2,15 @@
 //!
 //! It logs each order exactly as the tutorial's Node.js callee does
 //! (`Order received: { orderId: 1 }`) and answers 200 with a JSON body. Anything but a JSON
-//! object with a positive integer `orderId` is refused with a 4xx JSON error naming the problem.
+//! object with a positive integer `orderId` is refused with a 4xx JSON error naming the problem,
+//! and the refusal is logged at WARN with its reason and trace id.
 
 pub mod config;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
 use service_kit::http::{self, HttpConfig};
 use service_kit::input::{self, JsonObject};
 use service_kit::{ApiError, TraceContext};
@@ -40,15 +41,39 @@ pub fn app(state: AppState) -> Router {
     http::finish(public, sidecar_only, &state.http)
 }
 
+/// The answer to a received order: `{"orderId":1,"status":"received"}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Received {
+    /// The order.
+    pub order_id: u64,
+    /// Always "received".
+    pub status: &'static str,
+}
+
 /// `POST /orders` with `{"orderId": <positive integer>}`.
 async fn receive_order(
     trace: TraceContext,
-    JsonObject(body): JsonObject,
-) -> Result<Json<Value>, ApiError> {
-    let order_id = input::positive_integer(&body, "orderId", MAX_ORDER_ID)?;
+    body: Result<JsonObject, ApiError>,
+) -> Result<Json<Received>, ApiError> {
+    let order_id = body
+        .and_then(|JsonObject(body)| input::positive_integer(&body, "orderId", MAX_ORDER_ID))
+        .inspect_err(|refusal| {
+            // The caller may never show the answer's body (`dapr invoke` prints only the status),
+            // so the reason is logged here too.
+            tracing::warn!(
+                trace_id = trace.log_field(),
+                status = refusal.status().as_u16(),
+                "Order refused: {}",
+                refusal.message()
+            );
+        })?;
     tracing::info!(
         trace_id = trace.log_field(),
         "Order received: {{ orderId: {order_id} }}"
     );
-    Ok(Json(json!({ "orderId": order_id, "status": "received" })))
+    Ok(Json(Received {
+        order_id,
+        status: "received",
+    }))
 }

@@ -199,3 +199,50 @@ async fn with_a_token_configured_orders_are_sidecar_only() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK, "health stays open");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn each_refused_order_is_logged_at_warn_with_its_reason_and_trace_id() {
+    let (logs, _guard) = service_kit::testing::capture_logs();
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let refused = |content_type: &'static str, body: &'static str| {
+        Request::post("/orders")
+            .header(header::CONTENT_TYPE, content_type)
+            .header("traceparent", traceparent)
+            .body(Body::from(body))
+            .unwrap()
+    };
+
+    for req in [
+        // What `dapr invoke --method orders --data '{"orderId":"5"}'` sends.
+        refused("application/json", r#"{"orderId":"5"}"#),
+        refused("application/json", "{"),
+        refused("text/plain", r#"{"orderId":1}"#),
+    ] {
+        let status = router().oneshot(req).await.unwrap().status();
+        assert!(status.is_client_error(), "{status}");
+    }
+    post_json(r#"{"orderId":3}"#).await;
+
+    let text = logs.text();
+    let refusals: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("Order refused"))
+        .collect();
+    assert_eq!(refusals.len(), 3, "{text}");
+    assert!(refusals.iter().all(|l| l.contains(" WARN ")), "{text}");
+    assert!(
+        refusals
+            .iter()
+            .all(|l| l.contains("trace_id=4bf92f3577b34da6a3ce929d0e0e4736")),
+        "{text}"
+    );
+    assert_eq!(
+        logs.lines_from("Order refused"),
+        [
+            r#"Order refused: orderId must be a positive integer, got the string "5" trace_id=4bf92f3577b34da6a3ce929d0e0e4736 status=422"#,
+            "Order refused: request body is not valid JSON: EOF while parsing an object at line 1 column 1 trace_id=4bf92f3577b34da6a3ce929d0e0e4736 status=400",
+            "Order refused: expected a JSON body with Content-Type: application/json trace_id=4bf92f3577b34da6a3ce929d0e0e4736 status=415",
+        ]
+    );
+    assert!(!text.contains("Order refused: { orderId: 3 }"));
+}

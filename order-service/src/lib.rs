@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
 use service_kit::events::{self, OrderPlaced};
 use service_kit::http::{self, HttpConfig};
 use service_kit::input::JsonObject;
@@ -101,12 +101,22 @@ impl IntoResponse for Error {
     }
 }
 
+/// The answer to a published order, in the tutorial's field order (`message`, then `event`), so
+/// that it prints exactly as the README and the tutorial show it.
+#[derive(Debug, Serialize)]
+pub struct Published {
+    /// Always "OrderPlaced event published".
+    pub message: &'static str,
+    /// The event as published.
+    pub event: OrderPlaced,
+}
+
 /// `POST /order` with `{"orderId": "...", "itemId": "...", "quantity": n}`.
 async fn place_order(
     State(state): State<AppState>,
     trace: TraceContext,
     JsonObject(body): JsonObject,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<Published>, Error> {
     let event = OrderPlaced::from_json(&body)?;
     // Continue the caller's trace, or start one, so inventory-service logs the same trace id.
     let trace = trace.or_new_root();
@@ -125,7 +135,8 @@ async fn place_order(
         event.item_id,
         event.quantity
     );
-    Ok(Json(
-        json!({ "message": "OrderPlaced event published", "event": event }),
-    ))
+    Ok(Json(Published {
+        message: "OrderPlaced event published",
+        event,
+    }))
 }

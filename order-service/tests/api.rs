@@ -353,3 +353,25 @@ async fn with_a_token_configured_an_order_is_public_and_still_published() {
         assert_eq!(body["message"], "OrderPlaced event published");
     }
 }
+
+#[tokio::test]
+async fn the_answer_prints_in_the_tutorials_field_order() {
+    let sidecar = sidecar_answering(204).await;
+    let req = Request::post("/order")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(ORDER))
+        .unwrap();
+
+    let resp = app(state(&sidecar.uri(), Duration::from_secs(5)))
+        .oneshot(req)
+        .await
+        .unwrap();
+
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    // As text, not as JSON: the README and the tutorial show `message` first and the event's
+    // fields in the order the tutorial writes them.
+    assert_eq!(
+        String::from_utf8(bytes.to_vec()).unwrap(),
+        r#"{"message":"OrderPlaced event published","event":{"orderId":"order-1001","itemId":"item1","quantity":10}}"#
+    );
+}

@@ -13,6 +13,9 @@ use crate::input;
 pub const TOPIC: &str = "OrderPlaced";
 /// Largest quantity one order may ask for.
 pub const MAX_ORDER_QUANTITY: u64 = 10_000;
+/// Largest numeric orderId accepted: 2^53 - 1, the largest integer every JSON client
+/// (JavaScript included) represents exactly, so a number means the same order everywhere.
+pub const MAX_NUMERIC_ORDER_ID: u64 = (1 << 53) - 1;
 
 /// An order that was placed: `{"orderId": "order-1001", "itemId": "item1", "quantity": 10}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,9 +31,13 @@ pub struct OrderPlaced {
 
 impl OrderPlaced {
     /// The event in `obj`, or an error naming the first field that is missing or wrong.
+    ///
+    /// `orderId` may also be a non-negative integer, as Dapr's quickstarts and the
+    /// service-invocation tutorial send it; it becomes its decimal string, so `42` and `"42"` are
+    /// one order (applied once).
     pub fn from_json(obj: &Map<String, Value>) -> Result<Self, ApiError> {
         Ok(Self {
-            order_id: input::identifier(obj, "orderId")?,
+            order_id: input::identifier_or_integer(obj, "orderId", MAX_NUMERIC_ORDER_ID)?,
             item_id: input::identifier(obj, "itemId")?,
             quantity: input::positive_integer(obj, "quantity", MAX_ORDER_QUANTITY)?,
         })
@@ -55,6 +62,24 @@ mod tests {
         let order = parse(v.clone()).unwrap();
         assert_eq!(order.quantity, 10);
         assert_eq!(serde_json::to_value(&order).unwrap(), v);
+    }
+
+    #[test]
+    fn a_numeric_order_id_is_the_same_order_as_its_decimal_string() {
+        let numeric = parse(json!({"orderId": 42, "itemId": "item1", "quantity": 1})).unwrap();
+        let text = parse(json!({"orderId": "42", "itemId": "item1", "quantity": 1})).unwrap();
+        assert_eq!(numeric, text);
+        assert_eq!(numeric.order_id, "42");
+        assert_eq!(
+            parse(json!({"orderId": -1, "itemId": "item1", "quantity": 1}))
+                .unwrap_err()
+                .field(),
+            Some("orderId")
+        );
+        assert!(
+            parse(json!({"orderId": MAX_NUMERIC_ORDER_ID + 1, "itemId": "i", "quantity": 1}))
+                .is_err()
+        );
     }
 
     #[test]

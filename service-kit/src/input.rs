@@ -147,6 +147,36 @@ pub fn identifier(obj: &Map<String, Value>, field: &'static str) -> Result<Strin
     }
 }
 
+/// A string identifier (see [`check_identifier`]), or a whole number from 0 to `max`, which
+/// becomes its decimal string: `42` and `"42"` are the same identifier.
+pub fn identifier_or_integer(
+    obj: &Map<String, Value>,
+    field: &'static str,
+    max: u64,
+) -> Result<String, ApiError> {
+    match required(obj, field)? {
+        Value::String(_) => identifier(obj, field),
+        Value::Number(n) => match n.as_u64() {
+            Some(id) if id <= max => Ok(id.to_string()),
+            Some(id) => Err(ApiError::invalid_field(
+                field,
+                format!("{field} must be at most {max} when it is a number, got {id}"),
+            )),
+            None => Err(ApiError::invalid_field(
+                field,
+                format!("{field} must be a string or a non-negative integer, got {n}"),
+            )),
+        },
+        other => Err(ApiError::invalid_field(
+            field,
+            format!(
+                "{field} must be a string or a non-negative integer, got {}",
+                describe(other)
+            ),
+        )),
+    }
+}
+
 /// 1 to [`MAX_ID_LEN`] characters from `A-Z a-z 0-9 . _ -`. The set keeps identifiers safe in
 /// Dapr state keys (no `||`, no `/` or `+` that URL decoding would change), in log lines and in
 /// URLs without escaping.
@@ -269,6 +299,41 @@ mod tests {
         }
         let err = identifier(&obj(json!({"itemId": 5})), "itemId").unwrap_err();
         assert_eq!(err.message(), "itemId must be a string, got 5");
+    }
+
+    #[test]
+    fn an_identifier_may_be_a_non_negative_integer_and_becomes_its_decimal_string() {
+        let id = |v: Value| identifier_or_integer(&obj(json!({ "orderId": v })), "orderId", 100);
+        assert_eq!(id(json!("order-7")).unwrap(), "order-7");
+        assert_eq!(id(json!(7)).unwrap(), "7");
+        assert_eq!(id(json!(0)).unwrap(), "0");
+        assert_eq!(id(json!(100)).unwrap(), "100");
+        for (bad, message) in [
+            (
+                json!(-1),
+                "orderId must be a string or a non-negative integer, got -1",
+            ),
+            (
+                json!(1.5),
+                "orderId must be a string or a non-negative integer, got 1.5",
+            ),
+            (
+                json!(true),
+                "orderId must be a string or a non-negative integer, got a boolean",
+            ),
+            (
+                json!(101),
+                "orderId must be at most 100 when it is a number, got 101",
+            ),
+            (
+                json!("a b"),
+                "orderId may contain only letters, digits, '.', '_' and '-'",
+            ),
+        ] {
+            assert_eq!(id(bad.clone()).unwrap_err().message(), message, "{bad}");
+        }
+        let missing = identifier_or_integer(&obj(json!({})), "orderId", 100).unwrap_err();
+        assert_eq!(missing.message(), "orderId is required");
     }
 
     #[test]

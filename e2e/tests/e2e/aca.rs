@@ -39,9 +39,10 @@ impl Deployment {
             &env.logs,
         );
         let inventory = run.replica("inventory-service");
-        inventory
-            .sidecar()
-            .wait_for("app is subscribed to the following topics", Duration::from_secs(60));
+        inventory.sidecar().wait_for(
+            "app is subscribed to the following topics",
+            Duration::from_secs(60),
+        );
         Self {
             run,
             state,
@@ -62,7 +63,7 @@ impl Deployment {
 
 fn guide_step(name: &str, urls: &[(&str, &str)]) {
     let printed = shell_output_with(&readme::guide::command(name), urls);
-    readme::guide::matches_json_output(name, &printed).unwrap();
+    readme::guide::matches_output(name, &printed).unwrap();
 }
 
 #[test]
@@ -108,9 +109,16 @@ fn the_azure_guide_works_on_the_deployments_own_configuration() {
         ran.insert(step.to_owned());
     }
     // The one command of the guide that is not post-deploy is the test command's own step.
-    assert_eq!(readme::guide::command("check-infra"), "scripts/check-infra.sh");
+    assert_eq!(
+        readme::guide::command("check-infra"),
+        "scripts/check-infra.sh"
+    );
     let test_sh = std::fs::read_to_string(e2e::repo_root().join("scripts/test.sh")).unwrap();
-    assert!(test_sh.lines().any(|l| l.trim() == "scripts/check-infra.sh"));
+    assert!(
+        test_sh
+            .lines()
+            .any(|l| l.trim() == "scripts/check-infra.sh")
+    );
     let in_guide: BTreeSet<String> = readme::guide::command_names()
         .into_iter()
         .filter(|n| n.starts_with("aca-"))

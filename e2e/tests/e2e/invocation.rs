@@ -82,6 +82,18 @@ fn one_round_passes_twenty_orders_that_order_processor_receives_in_order() {
         checkout.tail(20)
     );
     checkout.wait_for("Exited App successfully", Duration::from_secs(10));
+
+    // The Dapr CLI as a client, as the README shows it.
+    let printed = e2e::shell_output(&readme::command("invoke-cli-order"));
+    readme::matches_output("invoke-cli-order", &printed).unwrap();
+    processor.wait_for("Order received: { orderId: 42 }", Duration::from_secs(10));
+    let (ok, _, stderr) = e2e::shell_run(&readme::command("invoke-cli-refused"));
+    assert!(!ok, "{stderr}");
+    readme::matches_output("invoke-cli-refused", &stderr).unwrap();
+    processor.wait_for(
+        r#"WARN Order refused: orderId must be a positive integer, got the string "5""#,
+        Duration::from_secs(10),
+    );
 }
 
 #[test]
@@ -93,9 +105,15 @@ fn checkout_keeps_going_while_order_processor_is_down_and_recovers_when_it_is_ba
         &[
             ("CHECKOUT_INTERVAL_MS", "200"),
             ("CHECKOUT_PAUSE_MS", "200"),
+            ("CHECKOUT_TARGET_READY_TIMEOUT", "3"),
         ],
     );
 
+    // checkout waits for order-processor first, and gives up on that wait after the timeout.
+    checkout.wait_for(
+        "order-processor did not answer through Dapr within 3s",
+        START,
+    );
     // Nothing to call yet: every order fails, is logged with what came back, and the loop goes on.
     checkout.wait_for_count("Order failed", 3, START);
     assert!(checkout.lines_containing("Order passed").is_empty());

@@ -18,7 +18,7 @@ fn the_tutorial_flow_sets_100_orders_10_and_leaves_90() {
 
     for step in ["pubsub-set-stock", "pubsub-place-order"] {
         let printed = shell_output(&readme::command(step));
-        readme::matches_json_output(step, &printed).unwrap();
+        readme::matches_output(step, &printed).unwrap();
     }
     inventory.wait_for(
         "Processed OrderPlaced event. orderId=order-1001, itemId=item1, ordered=10, remaining=90",
@@ -26,8 +26,53 @@ fn the_tutorial_flow_sets_100_orders_10_and_leaves_90() {
     );
     for step in ["pubsub-get-stock", "pubsub-get-outcome"] {
         let printed = shell_output(&readme::command(step));
-        readme::matches_json_output(step, &printed).unwrap();
+        readme::matches_output(step, &printed).unwrap();
     }
+
+    // The Dapr CLI as a publisher: the tutorial's event, a duplicate, a numeric order id, a
+    // malformed event and a raw message that is not a CloudEvent, as the README shows them.
+    let publish = |step: &str| {
+        let printed = shell_output(&readme::command(step));
+        readme::matches_output("pubsub-cli-publish", &printed).unwrap();
+    };
+    publish("pubsub-cli-publish");
+    inventory.wait_for(
+        "Processed OrderPlaced event. orderId=order-1002, itemId=item1, ordered=10, remaining=80",
+        Duration::from_secs(30),
+    );
+    publish("pubsub-cli-publish-duplicate");
+    inventory.wait_for(
+        "Skipped duplicate OrderPlaced event. orderId=order-1002, itemId=item1, already applied",
+        Duration::from_secs(30),
+    );
+    publish("pubsub-cli-publish-numeric");
+    inventory.wait_for(
+        "Processed OrderPlaced event. orderId=1003, itemId=item1, ordered=5, remaining=75",
+        Duration::from_secs(30),
+    );
+    let printed = shell_output(&readme::command("pubsub-get-numeric-outcome"));
+    readme::matches_output("pubsub-get-numeric-outcome", &printed).unwrap();
+    publish("pubsub-cli-publish-malformed");
+    let recorded = wait_until(Duration::from_secs(30), || dead_letter_count() == Some(1));
+    assert!(
+        recorded,
+        "{:?}\n{}",
+        dead_letter_count(),
+        inventory.tail(30)
+    );
+    publish("pubsub-cli-publish-raw");
+    let recorded = wait_until(Duration::from_secs(30), || dead_letter_count() == Some(2));
+    assert!(
+        recorded,
+        "the raw message was not recorded: {:?}\n{}",
+        dead_letter_count(),
+        inventory.tail(30)
+    );
+    let printed = shell_output(&readme::command("pubsub-get-deadletters"));
+    readme::matches_output("pubsub-get-deadletters", &printed).unwrap();
+    let printed = shell_output(&readme::command("pubsub-cli-get-stock"));
+    readme::matches_output("pubsub-cli-get-stock", &printed).unwrap();
+    assert_eq!(stock("item1"), Some(75));
 }
 
 #[test]
