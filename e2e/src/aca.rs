@@ -34,6 +34,15 @@ use serde_json::Value;
 
 use crate::{Proc, Signal, dapr_home, repo_root, wait_for_port};
 
+/// `daprd --version` of the runtime the run uses.
+pub fn daprd_version() -> String {
+    Command::new(dapr_home().join("bin/daprd"))
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
 /// How long Container Apps lets the app drain before it stops the sidecar.
 pub const SIDECAR_STOP_DELAY: Duration = Duration::from_secs(5);
 
@@ -312,6 +321,7 @@ pub struct Replica {
     app_env: Vec<(String, String)>,
     sidecar_args: Vec<String>,
     starts: usize,
+    stopped_logs: Vec<Vec<String>>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -492,6 +502,7 @@ impl AcaRun {
                 app_env: env,
                 sidecar_args: args,
                 starts: 0,
+                stopped_logs: Vec::new(),
             };
             replica.launch(&daprd, logs);
             replicas.insert(name, replica);
@@ -557,6 +568,9 @@ impl AcaRun {
 
 impl Replica {
     fn launch(&mut self, daprd: &Path, logs: &Path) {
+        if let Some(previous) = &self.app {
+            self.stopped_logs.push(previous.lines());
+        }
         self.starts += 1;
         let args: Vec<&str> = self.sidecar_args.iter().map(String::as_str).collect();
         let token = [("APP_API_TOKEN", self.token.as_str())];
@@ -604,6 +618,13 @@ impl Replica {
         }
         self.sidecar()
             .wait_for("dapr initialized", Duration::from_secs(90));
+    }
+
+    /// The log lines of each start of the app, oldest first (the current one last).
+    pub fn logs_of_every_start(&self) -> Vec<Vec<String>> {
+        let mut all = self.stopped_logs.clone();
+        all.push(self.app().lines());
+        all
     }
 
     /// The sidecar's base URL (`http://127.0.0.1:<port>`).
