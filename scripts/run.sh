@@ -58,6 +58,15 @@ else
   wait_for_port 50006 scheduler
 fi
 
+# On a first run `dapr run -f .` would start four `cargo run`s that compile one after another, so
+# order-processor could come up minutes after checkout starts calling it. Built first, all four
+# start within a second. Each is built on its own, as `cargo run -p` builds it, so that
+# `cargo run` finds nothing left to compile.
+say "building the four services (cargo build; the first time this takes a few minutes)"
+for service in checkout order-processor order-service inventory-service; do
+  cargo build --locked --quiet -p "$service"
+done
+
 say "starting checkout, order-processor, order-service and inventory-service: dapr run -f . (Ctrl-C stops them all)"
 # `dapr run -f` moves itself into a process group of its own, where a terminal's Ctrl-C does not
 # reach it when a script started it; so this script passes SIGINT and SIGTERM on to that group.

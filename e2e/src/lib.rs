@@ -685,6 +685,27 @@ pub fn shell_run(command: &str) -> (bool, String, String) {
     )
 }
 
+/// Runs `command` from the repository root as a user typing it in a new terminal: a login shell
+/// with a clean environment (only `HOME`, `USER` and `TERM`), so `PATH` is what the system's
+/// profile gives, not what the tests or `scripts/test.sh` added. Returns stdout.
+pub fn new_terminal_output(command: &str) -> String {
+    let mut cmd = Command::new("bash");
+    cmd.args(["-lc", command]).current_dir(repo_root()).env_clear();
+    for var in ["HOME", "USER", "TERM"] {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
+        }
+    }
+    let out = cmd.output().expect("bash runs");
+    assert!(
+        out.status.success(),
+        "in a new terminal, {command} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Polls `check` every 100 ms until it is true or `timeout` passes; returns the last result.
 pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

@@ -116,7 +116,9 @@ fn one_command_runs_everything_the_readme_curls_answer_as_shown_and_dapr_stop_st
         assert_eq!(published, processed, "{order}");
     }
 
-    shell_output(&readme::command("stop-all"));
+    // In a new terminal, as the README tells the user to: `dapr` must be on the PATH a login
+    // shell gets, not only on the one the tests set.
+    e2e::new_terminal_output(&readme::command("stop-all"));
     assert!(
         run.wait_exit(Duration::from_secs(60)).is_some(),
         "{}",
