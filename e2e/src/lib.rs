@@ -690,7 +690,9 @@ pub fn shell_run(command: &str) -> (bool, String, String) {
 /// profile gives, not what the tests or `scripts/test.sh` added. Returns stdout.
 pub fn new_terminal_output(command: &str) -> String {
     let mut cmd = Command::new("bash");
-    cmd.args(["-lc", command]).current_dir(repo_root()).env_clear();
+    cmd.args(["-lc", command])
+        .current_dir(repo_root())
+        .env_clear();
     for var in ["HOME", "USER", "TERM"] {
         if let Some(v) = std::env::var_os(var) {
             cmd.env(var, v);
