@@ -12,7 +12,7 @@ use checkout::{Checkout, Summary};
 use service_kit::dapr::DaprConfig;
 use service_kit::env::Secret;
 use service_kit::{DaprClient, DaprError};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -31,10 +31,8 @@ fn checkout(sidecar: &MockServer, orders: u64) -> Checkout {
     Checkout::new(client, loop_config(orders))
 }
 
-fn never_stop() -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    std::mem::forget(tx);
-    rx
+fn never_stop() -> CancellationToken {
+    CancellationToken::new()
 }
 
 #[tokio::test]
@@ -49,7 +47,7 @@ async fn each_order_is_a_proxied_post_to_orders_with_the_app_id_header() {
         .mount(&sidecar)
         .await;
 
-    let summary = checkout(&sidecar, 3).run(never_stop()).await;
+    let summary = checkout(&sidecar, 3).run(&never_stop()).await;
 
     assert_eq!(
         summary,
@@ -98,7 +96,7 @@ async fn a_500_is_a_failure_and_the_loop_goes_on() {
         .mount(&sidecar)
         .await;
 
-    let summary = checkout(&sidecar, 3).run(never_stop()).await;
+    let summary = checkout(&sidecar, 3).run(&never_stop()).await;
 
     assert_eq!(
         summary,
@@ -155,7 +153,7 @@ async fn a_call_that_times_out_is_a_failure_and_the_loop_goes_on() {
     let checkout = Checkout::new(client, loop_config(2));
 
     let started = Instant::now();
-    let summary = checkout.run(never_stop()).await;
+    let summary = checkout.run(&never_stop()).await;
 
     assert_eq!(
         summary,
@@ -182,7 +180,7 @@ async fn an_unreachable_sidecar_is_a_failure_not_a_crash() {
     let client = DaprClient::new(&DaprConfig::for_url(url)).unwrap();
 
     let summary = Checkout::new(client, loop_config(2))
-        .run(never_stop())
+        .run(&never_stop())
         .await;
 
     assert_eq!(
@@ -208,7 +206,7 @@ async fn the_api_token_is_sent_when_configured() {
     let client = DaprClient::new(&config).unwrap();
 
     let summary = Checkout::new(client, loop_config(1))
-        .run(never_stop())
+        .run(&never_stop())
         .await;
 
     assert_eq!(summary.passed, 1);
@@ -226,14 +224,15 @@ async fn a_stop_signal_ends_the_loop_between_calls() {
         interval: Duration::from_secs(30),
         ..loop_config(20)
     };
-    let (stop_tx, stop) = watch::channel(false);
-    let run = tokio::spawn(async move { Checkout::new(client, config).run(stop).await });
+    let stop = CancellationToken::new();
+    let stop_run = stop.clone();
+    let run = tokio::spawn(async move { Checkout::new(client, config).run(&stop_run).await });
     // Wait for the first order, which is followed by a 30 s sleep.
     while sidecar.received_requests().await.unwrap().is_empty() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    stop_tx.send(true).unwrap();
+    stop.cancel();
     let summary = tokio::time::timeout(Duration::from_secs(2), run)
         .await
         .unwrap()
@@ -300,7 +299,7 @@ async fn passed_orders_are_logged_with_the_tutorials_line_and_failures_say_what_
         .mount(&sidecar)
         .await;
 
-    checkout(&sidecar, 2).run(never_stop()).await;
+    checkout(&sidecar, 2).run(&never_stop()).await;
 
     let lines = logs.lines_from("Order ");
     assert_eq!(lines.len(), 2, "{}", logs.text());
@@ -355,7 +354,7 @@ async fn the_first_order_waits_until_order_processor_answers_its_health_route_th
         "{:?}",
         started.elapsed()
     );
-    let summary = checkout.run(never_stop()).await;
+    let summary = checkout.run(&never_stop()).await;
 
     assert_eq!(summary.passed, 2);
     let requests = sidecar.received_requests().await.unwrap();

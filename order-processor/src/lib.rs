@@ -5,8 +5,6 @@
 //! object with a positive integer `orderId` is refused with a 4xx JSON error naming the problem,
 //! and the refusal is logged at WARN with its reason and trace id.
 
-pub mod config;
-
 use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -15,6 +13,8 @@ use service_kit::http::{self, HttpConfig};
 use service_kit::input::{self, JsonObject};
 use service_kit::{ApiError, TraceContext};
 
+/// Port the tutorial's callee listens on.
+pub const DEFAULT_PORT: u16 = 5001;
 /// Largest request body accepted; an order is a few bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Largest orderId accepted: 2^53 - 1, the largest integer every JSON client (JavaScript

@@ -152,36 +152,13 @@ pub async fn bind(port: u16, var: &'static str) -> Result<TcpListener, BindError
         .map_err(|source| BindError { addr, var, source })
 }
 
-/// Runs an HTTP service the way all of them run: builds its router (which may first do start-up
-/// work, such as seeding state, before the app listens), listens on all interfaces at `port`
-/// (which came from `APP_PORT`), serves until SIGINT or SIGTERM and lets in-flight requests
-/// end. A failure is logged; the result is the process's exit status.
-pub async fn run(
-    service: &str,
-    port: u16,
-    router: impl Future<Output = Result<Router, Box<dyn std::error::Error>>>,
-) -> std::process::ExitCode {
-    let result = async {
-        let router = router.await?;
-        let listener = bind(port, env::APP_PORT).await?;
-        serve(listener, router, crate::shutdown::shutdown_signal()).await?;
-        Ok::<_, Box<dyn std::error::Error>>(())
-    };
-    match result.await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{service} failed: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
 /// Serves `router` on `listener` until `shutdown` completes, then lets in-flight requests end,
-/// for at most [`SHUTDOWN_GRACE`].
+/// for at most `grace` (the services pass [`SHUTDOWN_GRACE`]).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "listening");
@@ -191,14 +168,14 @@ pub async fn serve(
         shutdown.await;
         let _ = stopping.send(true);
     });
-    let grace = async move {
+    let after_grace = async move {
         let _ = stopped.wait_for(|s| *s).await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        tokio::time::sleep(grace).await;
     };
     tokio::select! {
         result = server => result,
-        () = grace => {
-            tracing::warn!("requests still in flight {SHUTDOWN_GRACE:?} after the stop signal; stopping anyway");
+        () = after_grace => {
+            tracing::warn!("requests still in flight {grace:?} after the stop signal; stopping anyway");
             Ok(())
         }
     }
@@ -389,6 +366,34 @@ mod tests {
         }
         let err = config(&[(env::APP_API_TOKEN_REQUIRED, "yes")]).unwrap_err();
         assert_eq!(err.name, env::APP_API_TOKEN_REQUIRED);
+    }
+
+    #[tokio::test]
+    async fn serve_returns_after_the_grace_even_with_a_request_that_never_ends() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let started = Arc::new(tokio::sync::Notify::new());
+        let handler_started = started.clone();
+        let router = Router::new().route(
+            "/hang",
+            get(move || async move {
+                handler_started.notify_one();
+                std::future::pending::<()>().await;
+            }),
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let grace = Duration::from_millis(100);
+        let server = tokio::spawn(serve(
+            listener,
+            router,
+            async { drop(stopped.await) },
+            grace,
+        ));
+        let _client = tokio::spawn(reqwest::get(format!("http://{addr}/hang")));
+        started.notified().await;
+        stop.send(()).unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(5), server).await;
+        assert!(ended.is_ok(), "serve still waits on the stuck request");
     }
 
     #[tokio::test]
