@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use checkout::config::LoopConfig;
 use checkout::{Checkout, Summary};
+use service_kit::DaprClient;
 use service_kit::dapr::DaprConfig;
 use service_kit::env::Secret;
-use service_kit::{DaprClient, DaprError};
+use service_kit::testing::client;
 use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -27,8 +28,7 @@ fn loop_config(orders: u64) -> LoopConfig {
 }
 
 fn checkout(sidecar: &MockServer, orders: u64) -> Checkout {
-    let client = DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap();
-    Checkout::new(client, loop_config(orders))
+    Checkout::new(client(sidecar), loop_config(orders))
 }
 
 fn never_stop() -> CancellationToken {
@@ -106,33 +106,6 @@ async fn a_500_is_a_failure_and_the_loop_goes_on() {
             stopped: false
         }
     );
-}
-
-#[tokio::test]
-async fn a_non_2xx_answer_comes_back_as_a_status_error_with_the_body() {
-    let sidecar = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503).set_body_string("app is not in a healthy state"))
-        .mount(&sidecar)
-        .await;
-    let client = DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap();
-
-    let err = client
-        .invoke_via_proxy(
-            axum::http::Method::POST,
-            "order-processor",
-            "/orders",
-            Some(&serde_json::json!({"orderId": 1})),
-            &service_kit::TraceContext::default(),
-        )
-        .await
-        .unwrap_err();
-
-    let DaprError::Status { status, body, .. } = err else {
-        panic!("{err:?}")
-    };
-    assert_eq!(status.as_u16(), 503);
-    assert_eq!(body, "app is not in a healthy state");
 }
 
 #[tokio::test]
@@ -219,7 +192,7 @@ async fn a_stop_signal_ends_the_loop_between_calls() {
         .respond_with(ResponseTemplate::new(200))
         .mount(&sidecar)
         .await;
-    let client = DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap();
+    let client = client(&sidecar);
     let config = LoopConfig {
         interval: Duration::from_secs(30),
         ..loop_config(20)
@@ -246,44 +219,6 @@ async fn a_stop_signal_ends_the_loop_between_calls() {
             stopped: true
         }
     );
-}
-
-#[tokio::test]
-async fn waiting_for_the_sidecar_polls_outbound_health_until_204() {
-    let sidecar = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v1.0/healthz/outbound"))
-        .respond_with(ResponseTemplate::new(500))
-        .up_to_n_times(2)
-        .expect(2)
-        .mount(&sidecar)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/v1.0/healthz/outbound"))
-        .respond_with(ResponseTemplate::new(204))
-        .expect(1)
-        .mount(&sidecar)
-        .await;
-    let client = DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap();
-
-    client.wait_until_ready().await.unwrap();
-}
-
-#[tokio::test]
-async fn waiting_for_a_sidecar_that_never_gets_ready_ends_with_a_clear_error() {
-    let sidecar = MockServer::start().await;
-    Mock::given(path("/v1.0/healthz/outbound"))
-        .respond_with(ResponseTemplate::new(500))
-        .mount(&sidecar)
-        .await;
-    let mut config = DaprConfig::for_url(sidecar.uri());
-    config.ready_timeout = Duration::from_secs(1);
-    let client = DaprClient::new(&config).unwrap();
-
-    let err = client.wait_until_ready().await.unwrap_err().to_string();
-
-    assert!(err.contains("was not ready after"), "{err}");
-    assert!(err.contains("status 500"), "{err}");
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -389,7 +324,7 @@ async fn when_order_processor_never_answers_the_orders_start_anyway_after_a_warn
         .respond_with(ResponseTemplate::new(500).set_body_string(CALLEE_NOT_UP))
         .mount(&sidecar)
         .await;
-    let client = DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap();
+    let client = client(&sidecar);
     let checkout = Checkout::new(
         client,
         LoopConfig {
@@ -430,7 +365,7 @@ async fn a_target_ready_timeout_of_zero_skips_the_wait() {
         .expect(0)
         .mount(&sidecar)
         .await;
-    let client = DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap();
+    let client = client(&sidecar);
     let checkout = Checkout::new(
         client,
         LoopConfig {

@@ -13,27 +13,13 @@ use inventory_service::store::Inventory;
 use serde_json::json;
 use service_kit::DaprClient;
 use service_kit::dapr::DaprConfig;
+use service_kit::testing::{client, ready_sidecar};
 use wiremock::matchers::{body_json, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const ITEM1: &str = "/v1.0/state/statestore/item%3Aitem1";
 const ITEM2: &str = "/v1.0/state/statestore/item%3Aitem2";
 const SAVE_PATH: &str = "/v1.0/state/statestore";
-
-/// A sidecar that is ready.
-async fn ready_sidecar() -> MockServer {
-    let sidecar = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v1.0/healthz/outbound"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&sidecar)
-        .await;
-    sidecar
-}
-
-fn client(sidecar: &MockServer) -> DaprClient {
-    DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap()
-}
 
 async fn seed(sidecar: &MockServer, items: &[(&str, u64)]) -> Result<(), SeedError> {
     let dapr = client(sidecar);
@@ -54,14 +40,7 @@ fn create(item: &str, quantity: u64) -> serde_json::Value {
 }
 
 async fn saves(sidecar: &MockServer) -> Vec<serde_json::Value> {
-    sidecar
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.method.as_str() == "POST" && r.url.path() == SAVE_PATH)
-        .map(|r| serde_json::from_slice(&r.body).unwrap())
-        .collect()
+    service_kit::testing::posted(sidecar, SAVE_PATH).await
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -10,6 +10,7 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use order_processor::{AppState, MAX_BODY_BYTES, app};
 use serde_json::{Value, json};
+use service_kit::testing::call;
 use tower::ServiceExt;
 
 fn router() -> Router {
@@ -21,16 +22,9 @@ async fn post_orders(content_type: Option<&str>, body: impl Into<Body>) -> (Stat
     if let Some(ct) = content_type {
         req = req.header(header::CONTENT_TYPE, ct);
     }
-    let resp = router()
-        .oneshot(req.body(body.into()).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).expect("every answer is JSON"),
-    )
+    let (status, json) = call(router(), req.body(body.into()).unwrap()).await;
+    assert!(!json.is_null(), "every answer is JSON");
+    (status, json)
 }
 
 async fn post_json(body: &str) -> (StatusCode, Value) {

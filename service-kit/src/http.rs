@@ -186,8 +186,8 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use axum::routing::post;
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
+
+    use crate::testing::{call, call_text as text};
 
     /// `GET /items` and `GET /items/{id}` public; `POST /items/{id}` (same path as a public
     /// route) and `POST /orders` sidecar-only.
@@ -205,21 +205,6 @@ mod tests {
                 app_api_token: token.map(Secret::new),
             },
         )
-    }
-
-    async fn call(app: Router, req: Request<Body>) -> (StatusCode, serde_json::Value) {
-        let resp = app.oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-        (status, json)
-    }
-
-    async fn text(app: Router, req: Request<Body>) -> (StatusCode, String) {
-        let resp = app.oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 
     fn request(method: Method, uri: &str, token: Option<&str>) -> Request<Body> {
