@@ -16,7 +16,7 @@ use axum::Router;
 use axum::http::Method;
 use serde_json::json;
 use service_kit::http::{self, HttpConfig};
-use service_kit::{DaprClient, DaprError, TraceContext};
+use service_kit::{DaprClient, DaprError, TraceContext, telemetry};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::LoopConfig;
@@ -152,31 +152,28 @@ impl Checkout {
                 &trace,
             )
             .await;
-        match result {
+        // Not a request this service serves, so the order gets its own span for its trace id.
+        telemetry::request_span(&trace).in_scope(|| match result {
             Ok(_) => {
-                tracing::info!(trace_id = trace.log_field(), "Order passed: {order}");
+                tracing::info!("Order passed: {order}");
                 true
             }
             Err(error) => {
-                self.log_failure(&order, &error, &trace);
+                self.log_failure(&order, &error);
                 false
             }
-        }
+        })
     }
 
-    fn log_failure(&self, order: &serde_json::Value, error: &DaprError, trace: &TraceContext) {
+    fn log_failure(&self, order: &serde_json::Value, error: &DaprError) {
         let target = &self.config.target_app_id;
         match error {
             DaprError::Status { status, body, .. } => tracing::warn!(
-                trace_id = trace.log_field(),
                 status = status.as_u16(),
                 %body,
                 "Order failed: {order}: {target} answered {status}"
             ),
-            other => tracing::warn!(
-                trace_id = trace.log_field(),
-                "Order failed: {order}: {other}"
-            ),
+            other => tracing::warn!("Order failed: {order}: {other}"),
         }
     }
 }

@@ -204,16 +204,13 @@ impl Delivered {
         }
     }
 
-    /// Logs the delivery's line, with the trace id of `trace`.
-    pub fn log(&self, trace: &TraceContext) {
-        let trace_id = trace.log_field();
+    /// Logs the delivery's line (its trace id comes from the request span).
+    pub fn log(&self) {
         match self {
             Self::Unreadable => tracing::warn!(
-                trace_id,
                 "Dropping OrderPlaced event: larger than {MAX_EVENT_BYTES} bytes or unreadable"
             ),
             Self::Malformed { reason, event_id } => tracing::warn!(
-                trace_id,
                 event_id = event_id.as_deref(),
                 "Dropping malformed OrderPlaced event to {DEAD_LETTER_TOPIC}: {reason}"
             ),
@@ -221,7 +218,6 @@ impl Delivered {
                 let o = &decided.outcome;
                 match (decided.duplicate, o.status) {
                     (false, Status::Applied) => tracing::info!(
-                        trace_id,
                         "Processed OrderPlaced event. orderId={}, itemId={}, ordered={}, remaining={}",
                         o.order_id,
                         o.item_id,
@@ -229,7 +225,6 @@ impl Delivered {
                         o.remaining
                     ),
                     (false, Status::Rejected) => tracing::warn!(
-                        trace_id,
                         "Rejected OrderPlaced event. orderId={}, itemId={}, ordered={}, available={}",
                         o.order_id,
                         o.item_id,
@@ -237,7 +232,6 @@ impl Delivered {
                         o.remaining
                     ),
                     (true, status) => tracing::info!(
-                        trace_id,
                         event_id = event_id.as_deref(),
                         "Skipped duplicate OrderPlaced event. orderId={}, itemId={}, already {}",
                         o.order_id,
@@ -250,7 +244,6 @@ impl Delivered {
                 }
             }
             Self::NotProcessed { order, error } => tracing::warn!(
-                trace_id,
                 "OrderPlaced event not processed, Dapr will retry it. orderId={}, itemId={}: {error}",
                 order.order_id,
                 order.item_id

@@ -94,12 +94,10 @@ async fn on_order_placed(
     trace: TraceContext,
     body: Body,
 ) -> Verdict {
-    let (delivered, trace) = match axum::body::to_bytes(body, MAX_EVENT_BYTES).await {
-        Err(_) => (Delivered::Unreadable, trace),
+    let delivered = match axum::body::to_bytes(body, MAX_EVENT_BYTES).await {
+        Err(_) => Delivered::Unreadable,
         Ok(bytes) => match delivery::classify(&bytes) {
-            Delivery::Malformed { reason, event_id } => {
-                (Delivered::Malformed { reason, event_id }, trace)
-            }
+            Delivery::Malformed { reason, event_id } => Delivered::Malformed { reason, event_id },
             Delivery::Order {
                 order,
                 event_id,
@@ -110,17 +108,18 @@ async fn on_order_placed(
                 let trace = if trace.trace_id().is_some() {
                     trace
                 } else {
+                    event_trace.record_in_span();
                     event_trace
                 };
                 let result = state
                     .inventory
                     .apply(&order, event_id.as_deref(), &trace)
                     .await;
-                (Delivered::new(order, event_id, result), trace)
+                Delivered::new(order, event_id, result)
             }
         },
     };
-    delivered.log(&trace);
+    delivered.log();
     delivered.into_verdict()
 }
 
@@ -210,10 +209,7 @@ async fn set_stock(
     let item = item_id(&raw_item)?;
     let quantity = input::non_negative_integer(&body, "quantity", MAX_STOCK)?;
     state.inventory.set_stock(item, quantity, &trace).await?;
-    tracing::info!(
-        trace_id = trace.log_field(),
-        "Stock set. itemId={item}, quantity={quantity}"
-    );
+    tracing::info!("Stock set. itemId={item}, quantity={quantity}");
     Ok(Json(Stock {
         item_id: raw_item,
         quantity,
@@ -277,7 +273,6 @@ async fn on_dead_letter(State(state): State<AppState>, trace: TraceContext, body
         Ok(new) => {
             if new {
                 tracing::warn!(
-                    trace_id = trace.log_field(),
                     event_id = letter.event_id.as_deref(),
                     payload = %letter.payload,
                     "Recorded dead-lettered OrderPlaced event: {}",

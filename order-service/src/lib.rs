@@ -59,16 +59,16 @@ async fn place_order(
     let event = OrderPlaced::from_json(&body)?;
     // Continue the caller's trace, or start one, so inventory-service logs the same trace id.
     let trace = trace.or_new_root();
+    trace.record_in_span();
     if let Err(e) = state
         .dapr
         .publish(&state.pubsub_name, events::TOPIC, &event, &trace)
         .await
     {
-        tracing::error!(trace_id = trace.log_field(), order_id = %event.order_id, "publishing OrderPlaced failed: {e}");
+        tracing::error!(order_id = %event.order_id, "publishing OrderPlaced failed: {e}");
         return Err(e.into());
     }
     tracing::info!(
-        trace_id = trace.log_field(),
         "Published OrderPlaced event. orderId={}, itemId={}, quantity={}",
         event.order_id,
         event.item_id,

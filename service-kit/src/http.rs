@@ -28,6 +28,8 @@ use tower_http::trace::TraceLayer;
 use crate::dapr::DAPR_API_TOKEN_HEADER;
 use crate::env::{self, ConfigError, Secret, Vars};
 use crate::error::ApiError;
+use crate::telemetry;
+use crate::trace::TraceContext;
 
 /// Path of the health endpoint (Dapr's default app health check path, and the container probe).
 pub const HEALTH_PATH: &str = "/healthz";
@@ -89,7 +91,11 @@ pub fn finish(public: Router, sidecar_only: Router, config: &HttpConfig) -> Rout
         .route(HEALTH_PATH, get(healthz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                telemetry::request_span(&TraceContext::from_headers(request.headers()))
+            }),
+        )
 }
 
 /// `GET /healthz`: 200 while the process serves requests.

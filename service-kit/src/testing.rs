@@ -14,8 +14,11 @@ use tower::ServiceExt;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use tracing_subscriber::prelude::*;
+
 use crate::DaprClient;
 use crate::dapr::DaprConfig;
+use crate::telemetry::LogFormat;
 
 /// Sends `request` to `app` and returns the status and the body as text.
 ///
@@ -112,10 +115,12 @@ impl io::Write for CapturedLogs {
 pub fn capture_logs() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
     let logs = CapturedLogs::default();
     let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_target(false)
-        .finish();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::filter::LevelFilter::INFO)
+        .with(crate::telemetry::layer(
+            LogFormat::Text,
+            move || writer.clone(),
+            false,
+        ));
     (logs, tracing::subscriber::set_default(subscriber))
 }
