@@ -207,7 +207,7 @@ async fn set_stock(
     JsonObject(body): JsonObject,
 ) -> Result<Json<Stock>, Error> {
     let item = item_id(&raw_item)?;
-    let quantity = input::non_negative_integer(&body, "quantity", MAX_STOCK)?;
+    let quantity = input::integer(&body, "quantity", 0..=MAX_STOCK)?;
     state.inventory.set_stock(item, quantity, &trace).await?;
     tracing::info!("Stock set. itemId={item}, quantity={quantity}");
     Ok(Json(Stock {

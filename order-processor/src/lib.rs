@@ -54,7 +54,7 @@ pub struct Received {
 /// `POST /orders` with `{"orderId": <positive integer>}`.
 async fn receive_order(body: Result<JsonObject, ApiError>) -> Result<Json<Received>, ApiError> {
     let order_id = body
-        .and_then(|JsonObject(body)| input::positive_integer(&body, "orderId", MAX_ORDER_ID))
+        .and_then(|JsonObject(body)| input::integer(&body, "orderId", 1..=MAX_ORDER_ID))
         .inspect_err(|refusal| {
             // The caller may never show the answer's body (`dapr invoke` prints only the status),
             // so the reason is logged here too.
