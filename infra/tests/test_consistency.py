@@ -326,7 +326,11 @@ def read_code(repo: Repo, r: Report) -> dict[str, dict]:
                 "code",
                 f"crate {svc!r} is not a member of the workspace (Cargo.toml [workspace].members)",
             )
+        # A crate with settings of its own keeps its defaults in src/config.rs; one without (its
+        # shared settings all live in service-kit) keeps them in src/lib.rs.
         cfg = crate / "src" / "config.rs"
+        if not cfg.is_file():
+            cfg = crate / "src" / "lib.rs"
         if not cfg.is_file():
             r.err("code", f"{svc}/src/config.rs not found (the code defaults are read from it)")
             continue
@@ -345,7 +349,7 @@ def read_code(repo: Repo, r: Report) -> dict[str, dict]:
             if found is None:
                 r.err(
                     "code",
-                    f"{svc}/src/config.rs: no const for the {need} default (expected one of {CODE_NAMES[need]})",
+                    f"{svc}/src/{cfg.name}: no const for the {need} default (expected one of {CODE_NAMES[need]})",
                 )
             else:
                 vals[need] = found[1]
