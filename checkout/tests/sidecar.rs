@@ -12,7 +12,7 @@ use checkout::{Checkout, Summary};
 use service_kit::DaprClient;
 use service_kit::dapr::DaprConfig;
 use service_kit::env::Secret;
-use service_kit::testing::client;
+use test_kit::client;
 use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -223,7 +223,7 @@ async fn a_stop_signal_ends_the_loop_between_calls() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn passed_orders_are_logged_with_the_tutorials_line_and_failures_say_what_came_back() {
-    let (logs, _guard) = service_kit::testing::capture_logs();
+    let (logs, _guard) = test_kit::capture_logs();
     let sidecar = MockServer::start().await;
     Mock::given(body_json(serde_json::json!({"orderId": 2})))
         .respond_with(ResponseTemplate::new(500).set_body_string("callee exploded"))
@@ -258,7 +258,7 @@ const TARGET_HEALTH: &str = "/v1.0/invoke/order-processor/method/healthz";
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_first_order_waits_until_order_processor_answers_its_health_route_through_dapr() {
-    let (logs, _guard) = service_kit::testing::capture_logs();
+    let (logs, _guard) = test_kit::capture_logs();
     let sidecar = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path(TARGET_HEALTH))
@@ -317,7 +317,7 @@ async fn the_first_order_waits_until_order_processor_answers_its_health_route_th
 
 #[tokio::test(flavor = "current_thread")]
 async fn when_order_processor_never_answers_the_orders_start_anyway_after_a_warning() {
-    let (logs, _guard) = service_kit::testing::capture_logs();
+    let (logs, _guard) = test_kit::capture_logs();
     let sidecar = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path(TARGET_HEALTH))

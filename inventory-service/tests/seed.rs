@@ -13,7 +13,7 @@ use inventory_service::store::Inventory;
 use serde_json::json;
 use service_kit::DaprClient;
 use service_kit::dapr::DaprConfig;
-use service_kit::testing::{client, ready_sidecar};
+use test_kit::{client, ready_sidecar};
 use wiremock::matchers::{body_json, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -40,12 +40,12 @@ fn create(item: &str, quantity: u64) -> serde_json::Value {
 }
 
 async fn saves(sidecar: &MockServer) -> Vec<serde_json::Value> {
-    service_kit::testing::posted(sidecar, SAVE_PATH).await
+    test_kit::posted(sidecar, SAVE_PATH).await
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_new_item_is_created_once_with_a_create_only_write() {
-    let (logs, _guard) = service_kit::testing::capture_logs();
+    let (logs, _guard) = test_kit::capture_logs();
     let sidecar = ready_sidecar().await;
     Mock::given(method("GET"))
         .and(path(ITEM1))
@@ -73,7 +73,7 @@ async fn a_new_item_is_created_once_with_a_create_only_write() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn an_existing_item_keeps_its_stock_and_nothing_is_written() {
-    let (logs, _guard) = service_kit::testing::capture_logs();
+    let (logs, _guard) = test_kit::capture_logs();
     let sidecar = ready_sidecar().await;
     Mock::given(method("GET"))
         .and(path(ITEM1))
@@ -104,7 +104,7 @@ async fn an_existing_item_keeps_its_stock_and_nothing_is_written() {
 async fn lost_create_race(
     lost_race: ResponseTemplate,
 ) -> (MockServer, Result<(), SeedError>, String) {
-    let (logs, _guard) = service_kit::testing::capture_logs();
+    let (logs, _guard) = test_kit::capture_logs();
     let sidecar = ready_sidecar().await;
     Mock::given(method("GET"))
         .and(path(ITEM1))
@@ -166,7 +166,7 @@ async fn a_create_lost_to_another_replica_on_cosmos_keeps_what_it_wrote() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn each_item_is_decided_on_its_own() {
-    let (logs, _guard) = service_kit::testing::capture_logs();
+    let (logs, _guard) = test_kit::capture_logs();
     let sidecar = ready_sidecar().await;
     Mock::given(method("GET"))
         .and(path(ITEM1))
@@ -199,7 +199,7 @@ async fn each_item_is_decided_on_its_own() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_failing_state_store_is_retried_until_it_answers() {
-    let (logs, _guard) = service_kit::testing::capture_logs();
+    let (logs, _guard) = test_kit::capture_logs();
     let sidecar = ready_sidecar().await;
     Mock::given(method("GET"))
         .and(path(ITEM1))

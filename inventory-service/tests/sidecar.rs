@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use service_kit::DaprClient;
 use service_kit::dapr::DaprConfig;
 use service_kit::http::HttpConfig;
-use service_kit::testing::{self, call as send, call_text as send_text};
+use test_kit::{call as send, call_text as send_text};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -26,7 +26,7 @@ const SAVE_PATH: &str = "/v1.0/state/statestore";
 
 fn router(sidecar: &MockServer) -> Router {
     app(AppState {
-        inventory: Inventory::new(testing::client(sidecar), "statestore"),
+        inventory: Inventory::new(test_kit::client(sidecar), "statestore"),
         pubsub_name: "pubsub".to_owned(),
         http: HttpConfig::default(),
     })
@@ -85,7 +85,7 @@ async fn saves_answer(sidecar: &MockServer, answer: ResponseTemplate) {
 }
 
 async fn saves(sidecar: &MockServer) -> Vec<Value> {
-    testing::posted(sidecar, SAVE_PATH).await
+    test_kit::posted(sidecar, SAVE_PATH).await
 }
 
 #[tokio::test]

@@ -13,7 +13,6 @@ use inventory_service::{AppState, app};
 use serde_json::{Value, json};
 use service_kit::env::Secret;
 use service_kit::http::HttpConfig;
-use service_kit::testing;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -53,7 +52,7 @@ async fn sidecar() -> MockServer {
 
 fn router(sidecar: &MockServer) -> Router {
     app(AppState {
-        inventory: Inventory::new(testing::client(sidecar), "statestore"),
+        inventory: Inventory::new(test_kit::client(sidecar), "statestore"),
         pubsub_name: "pubsub".to_owned(),
         http: HttpConfig {
             app_api_token: Some(Secret::new(TOKEN)),
@@ -105,7 +104,7 @@ async fn call(
     if let Some(t) = token {
         req = req.header("dapr-api-token", t);
     }
-    testing::call(router(sidecar), req.body(Body::from(body)).unwrap()).await
+    test_kit::call(router(sidecar), req.body(Body::from(body)).unwrap()).await
 }
 
 async fn writes(sidecar: &MockServer) -> usize {

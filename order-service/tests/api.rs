@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use service_kit::DaprClient;
 use service_kit::dapr::DaprConfig;
 use service_kit::http::HttpConfig;
-use service_kit::testing::{call, call_text};
+use test_kit::{call, call_text};
 use wiremock::matchers::{body_json, header as has_header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

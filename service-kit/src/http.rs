@@ -193,7 +193,7 @@ mod tests {
     use axum::body::Body;
     use axum::routing::post;
 
-    use crate::testing::{call, call_text as text};
+    use test_kit::{call, call_text as text};
 
     /// `GET /items` and `GET /items/{id}` public; `POST /items/{id}` (same path as a public
     /// route) and `POST /orders` sidecar-only.

@@ -13,7 +13,6 @@
 //! - [`runtime`]: the tokio runtime, one thread unless `TOKIO_WORKER_THREADS` says otherwise.
 //! - [`service`]: the settings every service reads and the start-up they share.
 //! - [`shutdown`]: the SIGINT/SIGTERM future that drives graceful shutdown.
-//! - `testing` (feature `test-util`): capturing log lines in tests.
 
 pub mod dapr;
 pub mod env;
@@ -25,8 +24,6 @@ pub mod runtime;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
-#[cfg(feature = "test-util")]
-pub mod testing;
 pub mod trace;
 
 pub use dapr::{DaprClient, DaprError};

@@ -12,8 +12,8 @@ use axum::http::Method;
 use serde_json::json;
 use service_kit::dapr::DaprConfig;
 use service_kit::env::Secret;
-use service_kit::testing::client;
 use service_kit::{DaprClient, DaprError, TraceContext};
+use test_kit::client;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -3,7 +3,7 @@
 
 use service_kit::TraceContext;
 use service_kit::telemetry::{LogFormat, layer, request_span};
-use service_kit::testing::CapturedLogs;
+use test_kit::CapturedLogs;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::{Layer, Registry, fmt};
 

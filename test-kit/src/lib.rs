@@ -1,4 +1,4 @@
-//! Test helpers for the services (feature `test-util`): calling an app the way
+//! Test helpers for the services: calling an app the way
 //! `app().oneshot(...)` tests do, a client for a `wiremock` stand-in for the sidecar, and
 //! capturing what a service logs, so a test can check its exact log lines.
 
@@ -16,9 +16,9 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use tracing_subscriber::prelude::*;
 
-use crate::DaprClient;
-use crate::dapr::DaprConfig;
-use crate::telemetry::LogFormat;
+use service_kit::DaprClient;
+use service_kit::dapr::DaprConfig;
+use service_kit::telemetry::{self, LogFormat};
 
 /// Sends `request` to `app` and returns the status and the body as text.
 ///
@@ -117,7 +117,7 @@ pub fn capture_logs() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
     let writer = logs.clone();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_subscriber::filter::LevelFilter::INFO)
-        .with(crate::telemetry::layer(
+        .with(telemetry::layer(
             LogFormat::Text,
             move || writer.clone(),
             false,
