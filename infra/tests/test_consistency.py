@@ -1063,6 +1063,42 @@ def check_main(repo: Repo, r: Report) -> None:
         r.err("infra", f"main.bicep uses abbrs.{key}, missing from abbreviations.json")
 
 
+def check_template_conventions(repo: Repo, r: Report) -> None:
+    """What an azd template is expected to have, which no other check would notice missing."""
+    main, pj = repo.main, repo.params_json
+    if not main or not isinstance(pj, dict):
+        return
+    # The region: only where every service exists, and azd's region prompt knows it is one.
+    decl = re.search(
+        r"((?:@[^\n]*\n|  [^\n]*\n|\)\n|\}\)\n|\]\)\n)*)param location string", main.text
+    )
+    head = decl.group(1) if decl else ""
+    if "@allowed(" not in head:
+        r.err("azd", "main.bicep param location has no @allowed list of regions")
+    if not re.search(r"type:\s*'location'", head):
+        r.err("azd", "main.bicep param location lacks @metadata({azd: {type: 'location'}})")
+    # The developer running azd gets data-plane read access, as azd templates give it.
+    given = pj.get("parameters") or {}
+    r.eq(
+        "azd",
+        "developer principal parameter",
+        "main.parameters.json principalId",
+        get(given, "principalId", "value"),
+        "azd variable",
+        "${AZURE_PRINCIPAL_ID}",
+    )
+    if not re.search(
+        r"module \w+ 'modules/developer-access\.bicep' = if \(!empty\(principalId\)\)", main.text
+    ):
+        r.err("azd", "main.bicep: no developer-access module deployed if (!empty(principalId))")
+    # azd logs in to the registry with an ARM-audience token: say so explicitly.
+    registry = repo.modules.get("registry.bicep")
+    if registry is not None and not re.search(
+        r"azureADAuthenticationAsArmPolicy:\s*\{\s*status:\s*'enabled'", registry.text
+    ):
+        r.err("infra", "registry.bicep: azureADAuthenticationAsArmPolicy is not explicitly enabled")
+
+
 def check_dockerfiles(repo: Repo, r: Report, eff: dict) -> None:
     for svc in SERVICES:
         path = repo.root / svc / "Dockerfile"
@@ -1316,6 +1352,7 @@ def run(root: Path) -> list[str]:
     steps = [
         ("azure.yaml", lambda: check_azure_yaml(repo, r)),
         ("main.bicep", lambda: check_main(repo, r)),
+        ("template conventions", lambda: check_template_conventions(repo, r)),
         ("checkov skips", lambda: check_skips(repo, r)),
     ]
     code: dict = {}

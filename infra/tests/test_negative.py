@@ -238,6 +238,34 @@ CASES = [
         r"not checked|BCP081",
     ),
     Case(
+        "consistency-location-unrestricted",
+        "location without its list of regions",
+        "consistency",
+        lambda repo: (repo / "infra/main.bicep").write_text(
+            re.sub(
+                r"@allowed\(\[\n(?:  '[a-z0-9]+'\n)+\]\)\nparam location",
+                "param location",
+                (repo / "infra/main.bicep").read_text(),
+                count=1,
+            )
+        ),
+        r"param location has no @allowed",
+    ),
+    Case(
+        "consistency-no-developer-access",
+        "developer principal not passed by azd",
+        "consistency",
+        edit("infra/main.parameters.json", '"${AZURE_PRINCIPAL_ID}"', '""'),
+        r"developer principal parameter",
+    ),
+    Case(
+        "consistency-acr-arm-policy",
+        "registry ARM-audience token policy left implicit",
+        "consistency",
+        edit("infra/modules/registry.bicep", "status: 'enabled'", "status: 'disabled'"),
+        r"azureADAuthenticationAsArmPolicy is not explicitly enabled",
+    ),
+    Case(
         "checkov-acr-admin-user",
         "registry admin user switched on",
         "checkov",
