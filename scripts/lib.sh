@@ -4,6 +4,7 @@
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Built binaries and tool environments live here, outside the work tree, and survive clones.
+# shellcheck disable=SC2034  # used by the scripts that source this file
 CACHE_DIR="${DAPR_RUST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dapr-rust-tutorials}"
 # The Dapr install directory `dapr init` uses, or `$DAPR_RUNTIME_PATH/.dapr` (the CLI's override).
 if [[ -n "${DAPR_RUNTIME_PATH:-}" ]]; then

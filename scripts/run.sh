@@ -14,6 +14,7 @@ cd "$REPO_ROOT"
 ensure_tools
 
 started=()
+# shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
   local pid
   for pid in "${started[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -23,8 +24,8 @@ trap cleanup EXIT
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 wait_for_port() {
-  local port=$1 what=$2 i
-  for i in $(seq 1 100); do
+  local port=$1 what=$2 _
+  for _ in $(seq 1 100); do
     listening "$port" && return 0
     sleep 0.1
   done
@@ -72,6 +73,7 @@ say "starting checkout, order-processor, order-service and inventory-service: da
 # reach it when a script started it; so this script passes SIGINT and SIGTERM on to that group.
 dapr run -f . &
 dapr_pid=$!
+# shellcheck disable=SC2317  # run by the INT and TERM trap
 stop_dapr() { kill -INT -- "-$dapr_pid" 2>/dev/null || kill -INT "$dapr_pid" 2>/dev/null || true; }
 trap stop_dapr INT TERM
 status=0

@@ -2,7 +2,8 @@
 # The one test command. On a fresh machine it first installs what the tests need (the Dapr CLI
 # and runtime 1.18.3, and runtime 1.16.2, the line Azure Container Apps runs, built from Dapr's
 # Go modules when absent; redis-server from Debian packages), then:
-#   1. cargo fmt --check and cargo clippy -D warnings
+#   1. cargo fmt --check and cargo clippy -D warnings, then the other languages' linters
+#      (scripts/lint.sh: shellcheck on scripts/*.sh, ruff on the Python in bench/ and infra/tests/)
 #   2. the offline checks of the Azure deployment (scripts/check-infra.sh); they also prepare the
 #      Python the parity run reads infra/ with
 #   3. the fast tiers (`cargo test --workspace`): handler tests and wiremock tests of the exact
@@ -28,6 +29,9 @@ cargo fmt --all --check
 
 say "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+say "shellcheck on scripts/*.sh, ruff check and ruff format --check on bench/ and infra/tests/"
+scripts/lint.sh
 
 say "offline checks of the Azure deployment"
 scripts/check-infra.sh

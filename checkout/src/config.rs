@@ -1,13 +1,12 @@
-//! Configuration, read once from the environment at start-up.
+//! What `checkout` reads from the environment beyond what every service reads
+//! ([`service_kit::ServiceConfig`]; its `APP_PORT` has no default: when set, `GET /healthz` is
+//! served there for probes, and by default, as in the tutorial, nothing listens), once at
+//! start-up.
 
 use std::num::NonZeroU64;
 use std::time::Duration;
 
-use service_kit::dapr::DaprConfig;
-use service_kit::env::{self, ConfigError, Vars};
-use service_kit::http::HttpConfig;
-use service_kit::runtime::Threads;
-use service_kit::telemetry::LogFormat;
+use service_kit::env::{ConfigError, Vars};
 
 /// App id of the service to call.
 pub const CHECKOUT_TARGET_APP_ID: &str = "CHECKOUT_TARGET_APP_ID";
@@ -59,51 +58,19 @@ impl Default for LoopConfig {
     }
 }
 
-/// Everything `checkout` reads from the environment.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// The order loop.
-    pub orders: LoopConfig,
-    /// Where the sidecar is.
-    pub dapr: DaprConfig,
-    /// `APP_PORT`: when set, `GET /healthz` is served there for probes. The tutorial runs
-    /// `checkout` without an app port, so by default nothing listens.
-    pub health_port: Option<u16>,
-    /// `LOG_FORMAT`.
-    pub log_format: LogFormat,
-    /// `TOKIO_WORKER_THREADS`: one thread unless set.
-    pub threads: Threads,
-    /// `APP_API_TOKEN`.
-    pub http: HttpConfig,
-}
-
-impl Config {
+impl LoopConfig {
     /// Reads the configuration from `vars`.
     pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
-        let defaults = LoopConfig::default();
-        let target_app_id = vars.identifier_or(CHECKOUT_TARGET_APP_ID, DEFAULT_TARGET_APP_ID)?;
-        let orders_per_round =
-            vars.parse_or(CHECKOUT_ORDERS_PER_ROUND, defaults.orders_per_round)?;
-        let rounds = NonZeroU64::new(vars.parse_or(CHECKOUT_ROUNDS, 0u64)?);
-        let health_port = match vars.get(env::APP_PORT) {
-            Some(_) => Some(vars.port_or(env::APP_PORT, 0)?),
-            None => None,
-        };
+        let defaults = Self::default();
         Ok(Self {
-            orders: LoopConfig {
-                target_app_id,
-                orders_per_round,
-                rounds,
-                interval: vars.millis_or(CHECKOUT_INTERVAL_MS, defaults.interval)?,
-                pause: vars.millis_or(CHECKOUT_PAUSE_MS, defaults.pause)?,
-                target_ready_timeout: vars
-                    .seconds_or(CHECKOUT_TARGET_READY_TIMEOUT, defaults.target_ready_timeout)?,
-            },
-            dapr: DaprConfig::from_vars(vars)?,
-            health_port,
-            log_format: LogFormat::from_vars(vars)?,
-            threads: Threads::from_vars(vars)?,
-            http: HttpConfig::from_vars(vars)?,
+            target_app_id: vars.identifier_or(CHECKOUT_TARGET_APP_ID, DEFAULT_TARGET_APP_ID)?,
+            orders_per_round: vars
+                .parse_or(CHECKOUT_ORDERS_PER_ROUND, defaults.orders_per_round)?,
+            rounds: NonZeroU64::new(vars.parse_or(CHECKOUT_ROUNDS, 0u64)?),
+            interval: vars.millis_or(CHECKOUT_INTERVAL_MS, defaults.interval)?,
+            pause: vars.millis_or(CHECKOUT_PAUSE_MS, defaults.pause)?,
+            target_ready_timeout: vars
+                .seconds_or(CHECKOUT_TARGET_READY_TIMEOUT, defaults.target_ready_timeout)?,
         })
     }
 }
@@ -111,21 +78,24 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use service_kit::ServiceConfig;
+    use service_kit::env;
 
     #[test]
     fn defaults_match_the_tutorial() {
-        let config = Config::from_vars(&Vars::from_pairs(&[])).unwrap();
-        assert_eq!(config.orders, LoopConfig::default());
-        assert_eq!(config.orders.orders_per_round.get(), 20);
-        assert_eq!(config.orders.rounds, None);
-        assert_eq!(config.health_port, None);
-        assert_eq!(config.orders.target_ready_timeout, Duration::from_secs(60));
-        assert_eq!(config.dapr.base_url, "http://127.0.0.1:3500");
+        let orders = LoopConfig::from_vars(&Vars::from_pairs(&[])).unwrap();
+        assert_eq!(orders, LoopConfig::default());
+        assert_eq!(orders.orders_per_round.get(), 20);
+        assert_eq!(orders.rounds, None);
+        assert_eq!(orders.target_ready_timeout, Duration::from_secs(60));
+        let common = ServiceConfig::from_vars(&Vars::from_pairs(&[]), None).unwrap();
+        assert_eq!(common.port, None);
+        assert_eq!(common.dapr.base_url, "http://127.0.0.1:3500");
     }
 
     #[test]
     fn one_round_can_be_asked_for() {
-        let config = Config::from_vars(&Vars::from_pairs(&[
+        let orders = LoopConfig::from_vars(&Vars::from_pairs(&[
             (CHECKOUT_ROUNDS, "1"),
             (CHECKOUT_INTERVAL_MS, "10"),
             (CHECKOUT_PAUSE_MS, "0"),
@@ -133,10 +103,10 @@ mod tests {
             (CHECKOUT_TARGET_READY_TIMEOUT, "0"),
         ]))
         .unwrap();
-        assert_eq!(config.orders.target_ready_timeout, Duration::ZERO);
-        assert_eq!(config.orders.rounds.map(NonZeroU64::get), Some(1));
-        assert_eq!(config.orders.interval, Duration::from_millis(10));
-        assert_eq!(config.orders.target_app_id, "orders");
+        assert_eq!(orders.target_ready_timeout, Duration::ZERO);
+        assert_eq!(orders.rounds.map(NonZeroU64::get), Some(1));
+        assert_eq!(orders.interval, Duration::from_millis(10));
+        assert_eq!(orders.target_app_id, "orders");
     }
 
     #[test]
@@ -149,7 +119,10 @@ mod tests {
             (CHECKOUT_TARGET_APP_ID, "order processor"),
             (env::APP_PORT, "70000"),
         ] {
-            let err = Config::from_vars(&Vars::from_pairs(&[(name, value)])).unwrap_err();
+            let vars = Vars::from_pairs(&[(name, value)]);
+            let err = LoopConfig::from_vars(&vars)
+                .and_then(|_| ServiceConfig::from_vars(&vars, None))
+                .unwrap_err();
             assert_eq!(err.name, name, "{name}={value}: {err}");
         }
     }

@@ -16,8 +16,8 @@ use axum::Router;
 use axum::http::Method;
 use serde_json::json;
 use service_kit::http::{self, HttpConfig};
-use service_kit::{DaprClient, DaprError, TraceContext};
-use tokio::sync::watch;
+use service_kit::{DaprClient, DaprError, TraceContext, telemetry};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::LoopConfig;
 
@@ -96,16 +96,16 @@ impl Checkout {
         }
     }
 
-    /// Runs rounds until the configured number is done or `stop` turns true. A call in flight
-    /// when `stop` turns is finished, never cut off; sleeps end at once.
-    pub async fn run(&self, mut stop: watch::Receiver<bool>) -> Summary {
+    /// Runs rounds until the configured number is done or `stop` is cancelled. A call in flight
+    /// then is finished, never cut off; sleeps end at once.
+    pub async fn run(&self, stop: &CancellationToken) -> Summary {
         let mut summary = Summary::default();
         let mut round: u64 = 0;
         loop {
             round += 1;
             let last_order = self.config.orders_per_round.get();
             for order_id in 1..=last_order {
-                if *stop.borrow() {
+                if stop.is_cancelled() {
                     summary.stopped = true;
                     return summary;
                 }
@@ -116,7 +116,7 @@ impl Checkout {
                 }
                 let last_of_run =
                     order_id == last_order && self.config.rounds.is_some_and(|r| round >= r.get());
-                if !last_of_run && sleep_or_stop(self.config.interval, &mut stop).await {
+                if !last_of_run && sleep_or_stop(self.config.interval, stop).await {
                     summary.stopped = true;
                     return summary;
                 }
@@ -130,7 +130,7 @@ impl Checkout {
             if self.config.rounds.is_some_and(|r| round >= r.get()) {
                 return summary;
             }
-            if sleep_or_stop(self.config.pause, &mut stop).await {
+            if sleep_or_stop(self.config.pause, stop).await {
                 summary.stopped = true;
                 return summary;
             }
@@ -152,44 +152,37 @@ impl Checkout {
                 &trace,
             )
             .await;
-        match result {
+        // Not a request this service serves, so the order gets its own span for its trace id.
+        telemetry::request_span(&trace).in_scope(|| match result {
             Ok(_) => {
-                tracing::info!(trace_id = trace.log_field(), "Order passed: {order}");
+                tracing::info!("Order passed: {order}");
                 true
             }
             Err(error) => {
-                self.log_failure(&order, &error, &trace);
+                self.log_failure(&order, &error);
                 false
             }
-        }
+        })
     }
 
-    fn log_failure(&self, order: &serde_json::Value, error: &DaprError, trace: &TraceContext) {
+    fn log_failure(&self, order: &serde_json::Value, error: &DaprError) {
         let target = &self.config.target_app_id;
         match error {
             DaprError::Status { status, body, .. } => tracing::warn!(
-                trace_id = trace.log_field(),
                 status = status.as_u16(),
                 %body,
                 "Order failed: {order}: {target} answered {status}"
             ),
-            other => tracing::warn!(
-                trace_id = trace.log_field(),
-                "Order failed: {order}: {other}"
-            ),
+            other => tracing::warn!("Order failed: {order}: {other}"),
         }
     }
 }
 
-/// Sleeps for `duration`; returns true, early, if `stop` turns true first.
-async fn sleep_or_stop(duration: Duration, stop: &mut watch::Receiver<bool>) -> bool {
-    if *stop.borrow() {
-        return true;
-    }
-    tokio::select! {
-        () = tokio::time::sleep(duration) => false,
-        _ = stop.wait_for(|stopped| *stopped) => true,
-    }
+/// Sleeps for `duration`; returns true, early, if `stop` is cancelled first.
+async fn sleep_or_stop(duration: Duration, stop: &CancellationToken) -> bool {
+    stop.run_until_cancelled(tokio::time::sleep(duration))
+        .await
+        .is_none()
 }
 
 /// What the health endpoint needs.

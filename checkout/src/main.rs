@@ -7,65 +7,58 @@
 
 use std::process::ExitCode;
 
-use checkout::config::Config;
+use checkout::config::LoopConfig;
 use checkout::{AppState, Checkout, app};
-use service_kit::env::{self, Vars};
-use service_kit::{DaprClient, http, runtime, shutdown, telemetry};
-use tokio::sync::watch;
+use service_kit::service::BoxError;
+use service_kit::{DaprClient, ServiceConfig, env, http, shutdown};
+use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
-    let config = match Config::from_vars(&Vars::process()) {
-        Ok(config) => config,
-        Err(e) => return service_kit::exit_with_config_error("checkout", &e),
-    };
-    let _log = telemetry::init(config.log_format, "info");
-    runtime::block_on(config.threads, async move {
-        match run(config).await {
-            Ok(code) => code,
-            Err(e) => {
-                tracing::error!("checkout failed: {e}");
-                ExitCode::FAILURE
-            }
-        }
+    service_kit::launch("checkout", None, |common, vars| {
+        let orders = LoopConfig::from_vars(vars)?;
+        Ok(run(common, orders))
     })
 }
 
-async fn run(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let (stop_tx, stop) = watch::channel(false);
+async fn run(common: ServiceConfig, orders: LoopConfig) -> Result<ExitCode, BoxError> {
+    let stop = CancellationToken::new();
+    let on_signal = stop.clone();
     tokio::spawn(async move {
         shutdown::shutdown_signal().await;
-        let _ = stop_tx.send(true);
+        on_signal.cancel();
     });
-    let stopped = |mut stop: watch::Receiver<bool>| async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
 
-    let health = match config.health_port {
+    let health = match common.port {
         Some(port) => {
             let listener = http::bind(port, env::APP_PORT).await?;
-            let router = app(AppState { http: config.http });
+            let router = app(AppState { http: common.http });
+            let stopped = stop.clone().cancelled_owned();
             Some(tokio::spawn(http::serve(
                 listener,
                 router,
-                stopped(stop.clone()),
+                stopped,
+                http::SHUTDOWN_GRACE,
             )))
         }
         None => None,
     };
 
-    let client = DaprClient::new(&config.dapr)?;
+    let client = DaprClient::new(&common.dapr)?;
     tracing::info!(sidecar = client.base_url(), "waiting for the Dapr sidecar");
-    tokio::select! {
-        ready = client.wait_until_ready() => ready?,
-        () = stopped(stop.clone()) => return Ok(ExitCode::SUCCESS),
+    match stop.run_until_cancelled(client.wait_until_ready()).await {
+        Some(ready) => ready?,
+        None => return Ok(ExitCode::SUCCESS),
     }
 
-    let checkout = Checkout::new(client, config.orders);
-    tokio::select! {
-        _ = checkout.wait_for_target() => {}
-        () = stopped(stop.clone()) => return Ok(ExitCode::SUCCESS),
+    let checkout = Checkout::new(client, orders);
+    if stop
+        .run_until_cancelled(checkout.wait_for_target())
+        .await
+        .is_none()
+    {
+        return Ok(ExitCode::SUCCESS);
     }
-    let summary = checkout.run(stop.clone()).await;
+    let summary = checkout.run(&stop).await;
     tracing::info!(
         passed = summary.passed,
         failed = summary.failed,

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use checkout::config::LoopConfig;
 use checkout::{Checkout, Summary};
+use service_kit::DaprClient;
 use service_kit::dapr::DaprConfig;
 use service_kit::env::Secret;
-use service_kit::{DaprClient, DaprError};
-use tokio::sync::watch;
+use test_kit::client;
+use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -27,14 +28,11 @@ fn loop_config(orders: u64) -> LoopConfig {
 }
 
 fn checkout(sidecar: &MockServer, orders: u64) -> Checkout {
-    let client = DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap();
-    Checkout::new(client, loop_config(orders))
+    Checkout::new(client(sidecar), loop_config(orders))
 }
 
-fn never_stop() -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    std::mem::forget(tx);
-    rx
+fn never_stop() -> CancellationToken {
+    CancellationToken::new()
 }
 
 #[tokio::test]
@@ -49,7 +47,7 @@ async fn each_order_is_a_proxied_post_to_orders_with_the_app_id_header() {
         .mount(&sidecar)
         .await;
 
-    let summary = checkout(&sidecar, 3).run(never_stop()).await;
+    let summary = checkout(&sidecar, 3).run(&never_stop()).await;
 
     assert_eq!(
         summary,
@@ -98,7 +96,7 @@ async fn a_500_is_a_failure_and_the_loop_goes_on() {
         .mount(&sidecar)
         .await;
 
-    let summary = checkout(&sidecar, 3).run(never_stop()).await;
+    let summary = checkout(&sidecar, 3).run(&never_stop()).await;
 
     assert_eq!(
         summary,
@@ -108,33 +106,6 @@ async fn a_500_is_a_failure_and_the_loop_goes_on() {
             stopped: false
         }
     );
-}
-
-#[tokio::test]
-async fn a_non_2xx_answer_comes_back_as_a_status_error_with_the_body() {
-    let sidecar = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503).set_body_string("app is not in a healthy state"))
-        .mount(&sidecar)
-        .await;
-    let client = DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap();
-
-    let err = client
-        .invoke_via_proxy(
-            axum::http::Method::POST,
-            "order-processor",
-            "/orders",
-            Some(&serde_json::json!({"orderId": 1})),
-            &service_kit::TraceContext::default(),
-        )
-        .await
-        .unwrap_err();
-
-    let DaprError::Status { status, body, .. } = err else {
-        panic!("{err:?}")
-    };
-    assert_eq!(status.as_u16(), 503);
-    assert_eq!(body, "app is not in a healthy state");
 }
 
 #[tokio::test]
@@ -155,7 +126,7 @@ async fn a_call_that_times_out_is_a_failure_and_the_loop_goes_on() {
     let checkout = Checkout::new(client, loop_config(2));
 
     let started = Instant::now();
-    let summary = checkout.run(never_stop()).await;
+    let summary = checkout.run(&never_stop()).await;
 
     assert_eq!(
         summary,
@@ -182,7 +153,7 @@ async fn an_unreachable_sidecar_is_a_failure_not_a_crash() {
     let client = DaprClient::new(&DaprConfig::for_url(url)).unwrap();
 
     let summary = Checkout::new(client, loop_config(2))
-        .run(never_stop())
+        .run(&never_stop())
         .await;
 
     assert_eq!(
@@ -208,7 +179,7 @@ async fn the_api_token_is_sent_when_configured() {
     let client = DaprClient::new(&config).unwrap();
 
     let summary = Checkout::new(client, loop_config(1))
-        .run(never_stop())
+        .run(&never_stop())
         .await;
 
     assert_eq!(summary.passed, 1);
@@ -221,19 +192,20 @@ async fn a_stop_signal_ends_the_loop_between_calls() {
         .respond_with(ResponseTemplate::new(200))
         .mount(&sidecar)
         .await;
-    let client = DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap();
+    let client = client(&sidecar);
     let config = LoopConfig {
         interval: Duration::from_secs(30),
         ..loop_config(20)
     };
-    let (stop_tx, stop) = watch::channel(false);
-    let run = tokio::spawn(async move { Checkout::new(client, config).run(stop).await });
+    let stop = CancellationToken::new();
+    let stop_run = stop.clone();
+    let run = tokio::spawn(async move { Checkout::new(client, config).run(&stop_run).await });
     // Wait for the first order, which is followed by a 30 s sleep.
     while sidecar.received_requests().await.unwrap().is_empty() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    stop_tx.send(true).unwrap();
+    stop.cancel();
     let summary = tokio::time::timeout(Duration::from_secs(2), run)
         .await
         .unwrap()
@@ -249,47 +221,9 @@ async fn a_stop_signal_ends_the_loop_between_calls() {
     );
 }
 
-#[tokio::test]
-async fn waiting_for_the_sidecar_polls_outbound_health_until_204() {
-    let sidecar = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v1.0/healthz/outbound"))
-        .respond_with(ResponseTemplate::new(500))
-        .up_to_n_times(2)
-        .expect(2)
-        .mount(&sidecar)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/v1.0/healthz/outbound"))
-        .respond_with(ResponseTemplate::new(204))
-        .expect(1)
-        .mount(&sidecar)
-        .await;
-    let client = DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap();
-
-    client.wait_until_ready().await.unwrap();
-}
-
-#[tokio::test]
-async fn waiting_for_a_sidecar_that_never_gets_ready_ends_with_a_clear_error() {
-    let sidecar = MockServer::start().await;
-    Mock::given(path("/v1.0/healthz/outbound"))
-        .respond_with(ResponseTemplate::new(500))
-        .mount(&sidecar)
-        .await;
-    let mut config = DaprConfig::for_url(sidecar.uri());
-    config.ready_timeout = Duration::from_secs(1);
-    let client = DaprClient::new(&config).unwrap();
-
-    let err = client.wait_until_ready().await.unwrap_err().to_string();
-
-    assert!(err.contains("was not ready after"), "{err}");
-    assert!(err.contains("status 500"), "{err}");
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn passed_orders_are_logged_with_the_tutorials_line_and_failures_say_what_came_back() {
-    let (logs, _guard) = service_kit::testing::capture_logs();
+    let (logs, _guard) = test_kit::capture_logs();
     let sidecar = MockServer::start().await;
     Mock::given(body_json(serde_json::json!({"orderId": 2})))
         .respond_with(ResponseTemplate::new(500).set_body_string("callee exploded"))
@@ -300,7 +234,7 @@ async fn passed_orders_are_logged_with_the_tutorials_line_and_failures_say_what_
         .mount(&sidecar)
         .await;
 
-    checkout(&sidecar, 2).run(never_stop()).await;
+    checkout(&sidecar, 2).run(&never_stop()).await;
 
     let lines = logs.lines_from("Order ");
     assert_eq!(lines.len(), 2, "{}", logs.text());
@@ -324,7 +258,7 @@ const TARGET_HEALTH: &str = "/v1.0/invoke/order-processor/method/healthz";
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_first_order_waits_until_order_processor_answers_its_health_route_through_dapr() {
-    let (logs, _guard) = service_kit::testing::capture_logs();
+    let (logs, _guard) = test_kit::capture_logs();
     let sidecar = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path(TARGET_HEALTH))
@@ -355,7 +289,7 @@ async fn the_first_order_waits_until_order_processor_answers_its_health_route_th
         "{:?}",
         started.elapsed()
     );
-    let summary = checkout.run(never_stop()).await;
+    let summary = checkout.run(&never_stop()).await;
 
     assert_eq!(summary.passed, 2);
     let requests = sidecar.received_requests().await.unwrap();
@@ -383,14 +317,14 @@ async fn the_first_order_waits_until_order_processor_answers_its_health_route_th
 
 #[tokio::test(flavor = "current_thread")]
 async fn when_order_processor_never_answers_the_orders_start_anyway_after_a_warning() {
-    let (logs, _guard) = service_kit::testing::capture_logs();
+    let (logs, _guard) = test_kit::capture_logs();
     let sidecar = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path(TARGET_HEALTH))
         .respond_with(ResponseTemplate::new(500).set_body_string(CALLEE_NOT_UP))
         .mount(&sidecar)
         .await;
-    let client = DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap();
+    let client = client(&sidecar);
     let checkout = Checkout::new(
         client,
         LoopConfig {
@@ -431,7 +365,7 @@ async fn a_target_ready_timeout_of_zero_skips_the_wait() {
         .expect(0)
         .mount(&sidecar)
         .await;
-    let client = DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap();
+    let client = client(&sidecar);
     let checkout = Checkout::new(
         client,
         LoopConfig {

@@ -47,8 +47,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import infra_model as m  # noqa: E402
-from infra_model import Expr, get  # noqa: E402
+import infra_model as m
+from infra_model import Expr, get
 
 APP = "Microsoft.App/containerApps"
 APP_POLICY = "Microsoft.App/containerApps/resiliencyPolicies"
@@ -63,14 +63,20 @@ class Resolver:
 
     def __init__(self, root: Path) -> None:
         self.main = m.read_bicep(root / "infra" / "main.bicep")
-        self.modules = {p.name: m.read_bicep(p) for p in sorted((root / "infra" / "modules").glob("*.bicep"))}
+        self.modules = {
+            p.name: m.read_bicep(p) for p in sorted((root / "infra" / "modules").glob("*.bicep"))
+        }
 
     def _main_literal(self, value):
         if isinstance(value, Expr):
             name = str(value)
             if name in self.main.vars and not isinstance(self.main.vars[name], Expr):
                 return self.main.vars[name]
-            if name in self.main.params and self.main.params[name][1] is not None and not isinstance(self.main.params[name][1], Expr):
+            if (
+                name in self.main.params
+                and self.main.params[name][1] is not None
+                and not isinstance(self.main.params[name][1], Expr)
+            ):
                 return self.main.params[name][1]
         return value
 
@@ -113,7 +119,11 @@ def _policies(bf: m.BicepFile, policy_type: str, parent_type: str) -> dict[str, 
     out = {}
     for d in bf.resources(policy_type):
         parent = symbols.get(str(d.body.get("parent")))
-        if parent is not None and parent.type == parent_type and isinstance(parent.body.get("name"), str):
+        if (
+            parent is not None
+            and parent.type == parent_type
+            and isinstance(parent.body.get("name"), str)
+        ):
             out[parent.body["name"]] = d.body.get("properties") or {}
     return out
 
@@ -122,7 +132,7 @@ def build(root: Path) -> dict:
     res = Resolver(root)
     apps, components, subscriptions = [], [], []
     for fname, bf in res.modules.items():
-        r = lambda v, f=fname: jsonable(res.resolve(f, v))  # noqa: E731
+        r = lambda v, f=fname: jsonable(res.resolve(f, v))
         app_pol = _policies(bf, APP_POLICY, APP)
         comp_pol = _policies(bf, COMPONENT_POLICY, COMPONENT)
         for d in bf.resources(APP):
@@ -135,57 +145,73 @@ def build(root: Path) -> dict:
             ingress = get(props, "configuration", "ingress")
             scale = get(props, "template", "scale") or {}
             name = d.body.get("name")
-            apps.append({
-                "name": r(name),
-                "env": {k: r(v) for k, v in env.items()},
-                "dapr": {
-                    "enabled": r(dapr.get("enabled", False)),
-                    "appId": r(dapr.get("appId")),
-                    "appPort": r(dapr.get("appPort")),
-                    "appProtocol": r(dapr.get("appProtocol")),
-                    "logLevel": r(dapr.get("logLevel")),
-                    "enableApiLogging": r(dapr.get("enableApiLogging")),
-                    "httpMaxRequestSize": r(dapr.get("httpMaxRequestSize")),
-                    "httpReadBufferSize": r(dapr.get("httpReadBufferSize")),
-                    "appHealth": r(dapr.get("appHealth")),
-                },
-                "ingress": None if not isinstance(ingress, dict) else {
-                    "external": r(ingress.get("external", False)),
-                    "targetPort": r(ingress.get("targetPort")),
-                    "transport": r(ingress.get("transport")),
-                    "allowInsecure": r(ingress.get("allowInsecure")),
-                },
-                "minReplicas": r(scale.get("minReplicas")),
-                "maxReplicas": r(scale.get("maxReplicas")),
-                "resiliency": r(app_pol[name]) if isinstance(name, str) and name in app_pol else None,
-            })
+            apps.append(
+                {
+                    "name": r(name),
+                    "env": {k: r(v) for k, v in env.items()},
+                    "dapr": {
+                        "enabled": r(dapr.get("enabled", False)),
+                        "appId": r(dapr.get("appId")),
+                        "appPort": r(dapr.get("appPort")),
+                        "appProtocol": r(dapr.get("appProtocol")),
+                        "logLevel": r(dapr.get("logLevel")),
+                        "enableApiLogging": r(dapr.get("enableApiLogging")),
+                        "httpMaxRequestSize": r(dapr.get("httpMaxRequestSize")),
+                        "httpReadBufferSize": r(dapr.get("httpReadBufferSize")),
+                        "appHealth": r(dapr.get("appHealth")),
+                    },
+                    "ingress": None
+                    if not isinstance(ingress, dict)
+                    else {
+                        "external": r(ingress.get("external", False)),
+                        "targetPort": r(ingress.get("targetPort")),
+                        "transport": r(ingress.get("transport")),
+                        "allowInsecure": r(ingress.get("allowInsecure")),
+                    },
+                    "minReplicas": r(scale.get("minReplicas")),
+                    "maxReplicas": r(scale.get("maxReplicas")),
+                    "resiliency": r(app_pol[name])
+                    if isinstance(name, str) and name in app_pol
+                    else None,
+                }
+            )
         for d in bf.resources(COMPONENT):
             props = d.body.get("properties") or {}
             name = d.body.get("name")
-            components.append({
-                "name": r(name),
-                "componentType": r(props.get("componentType")),
-                "version": r(props.get("version")),
-                "metadata": {k: r(v) for k, v in m.metadata_list(props).items()},
-                "scopes": [r(s) for s in props.get("scopes") or []],
-                "resiliency": r(comp_pol[name]) if isinstance(name, str) and name in comp_pol else None,
-            })
+            components.append(
+                {
+                    "name": r(name),
+                    "componentType": r(props.get("componentType")),
+                    "version": r(props.get("version")),
+                    "metadata": {k: r(v) for k, v in m.metadata_list(props).items()},
+                    "scopes": [r(s) for s in props.get("scopes") or []],
+                    "resiliency": r(comp_pol[name])
+                    if isinstance(name, str) and name in comp_pol
+                    else None,
+                }
+            )
         symbols = {d.symbol: d for d in bf.decls}
         for d in bf.resources(SUBSCRIPTION):
             topic = symbols.get(str(d.body.get("parent")))
             props = d.body.get("properties") or {}
-            subscriptions.append({
-                "topic": r(topic.body.get("name")) if topic is not None and topic.type == TOPIC else r(d.body.get("parent")),
-                "name": r(d.body.get("name")),
-                "maxDeliveryCount": r(props.get("maxDeliveryCount")),
-                "lockDuration": r(props.get("lockDuration")),
-                "defaultMessageTimeToLive": r(props.get("defaultMessageTimeToLive")),
-            })
-    key = lambda x: json.dumps(x, sort_keys=True)  # noqa: E731
+            subscriptions.append(
+                {
+                    "topic": r(topic.body.get("name"))
+                    if topic is not None and topic.type == TOPIC
+                    else r(d.body.get("parent")),
+                    "name": r(d.body.get("name")),
+                    "maxDeliveryCount": r(props.get("maxDeliveryCount")),
+                    "lockDuration": r(props.get("lockDuration")),
+                    "defaultMessageTimeToLive": r(props.get("defaultMessageTimeToLive")),
+                }
+            )
+    key = lambda x: json.dumps(x, sort_keys=True)
     return {
         "apps": sorted(apps, key=lambda a: key(a["name"])),
         "components": sorted(components, key=lambda c: key(c["name"])),
-        "serviceBus": {"subscriptions": sorted(subscriptions, key=lambda s: (key(s["topic"]), key(s["name"])))},
+        "serviceBus": {
+            "subscriptions": sorted(subscriptions, key=lambda s: (key(s["topic"]), key(s["name"])))
+        },
     }
 
 

@@ -30,7 +30,9 @@ def problems(schema: dict, doc) -> list[str]:
     for name, svc in (services or {}).items():
         svc = svc or {}
         if svc.get("host") == "containerapp" and "image" not in svc and not svc.get("language"):
-            out.append(f"services/{name}: a containerapp built from source needs `language` (use `docker` for Rust)")
+            out.append(
+                f"services/{name}: a containerapp built from source needs `language` (use `docker` for Rust)"
+            )
     return out
 
 

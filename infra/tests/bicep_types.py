@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import infra_model as m  # noqa: E402
+import infra_model as m
 
 READ_ONLY = 2  # bicep-types property flag
 META = {"parent", "scope", "dependsOn"}  # Bicep keywords inside a resource body, not ARM properties
@@ -98,7 +98,9 @@ def check_value(types: list, node: dict, value, path: str, errs: list[str]) -> N
                     errs.append(f"{path}.{key}: read-only property")
                 check_value(types, _deref(types, prop["type"]), v, f"{path}.{key}", errs)
             elif open_ended:
-                check_value(types, _deref(types, node["additionalProperties"]), v, f"{path}.{key}", errs)
+                check_value(
+                    types, _deref(types, node["additionalProperties"]), v, f"{path}.{key}", errs
+                )
             else:
                 errs.append(f"{path}.{key}: unknown property")
     elif kind == "DiscriminatedObjectType" and isinstance(value, dict):
@@ -107,7 +109,9 @@ def check_value(types: list, node: dict, value, path: str, errs: list[str]) -> N
         chosen = value.get(disc)
         if isinstance(chosen, str):
             if chosen not in node.get("elements", {}):
-                errs.append(f"{path}.{disc}: {chosen!r} is not one of {sorted(node.get('elements', {}))}")
+                errs.append(
+                    f"{path}.{disc}: {chosen!r} is not one of {sorted(node.get('elements', {}))}"
+                )
             else:
                 props.update(_deref(types, node["elements"][chosen]).get("properties", {}))
         for key, v in value.items():
@@ -123,7 +127,7 @@ def check_value(types: list, node: dict, value, path: str, errs: list[str]) -> N
             check_value(types, item, v, f"{path}[{i}]", errs)
 
 
-_ANY_DECL = re.compile(r"^resource\s+(\w+)\s+'([^']+)'", re.M)
+_ANY_DECL = re.compile(r"^resource\s+(\w+)\s+'([^']+)'", re.MULTILINE)
 
 
 def check_file(path: Path, index: TypeIndex) -> list[str]:
@@ -135,7 +139,9 @@ def check_file(path: Path, index: TypeIndex) -> list[str]:
     read = {d.symbol for d in bf.resources()}
     for mm in _ANY_DECL.finditer(bf.text):
         if mm[1] not in read:
-            out.append(f"{path}: {mm[1]}: resource body not read (only literal object bodies are checked; not checked)")
+            out.append(
+                f"{path}: {mm[1]}: resource body not read (only literal object bodies are checked; not checked)"
+            )
     for d in bf.resources():
         hit = index.get(d.ref)
         if hit is None:
@@ -153,7 +159,9 @@ def check_file(path: Path, index: TypeIndex) -> list[str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--types", required=True, help="directory holding <namespace>/<apiVersion>/types.json")
+    ap.add_argument(
+        "--types", required=True, help="directory holding <namespace>/<apiVersion>/types.json"
+    )
     ap.add_argument("files", nargs="+")
     a = ap.parse_args()
     root = Path(a.types)

@@ -81,12 +81,10 @@ class _Reader:
                 if depth == 0:
                     break
                 depth -= 1
-            elif c == "\n" and depth == 0:
-                break
-            elif s.startswith("//", self.i) and depth == 0:
+            elif depth == 0 and (c == "\n" or s.startswith("//", self.i)):
                 break
             self.i += 1
-        return s[start:self.i].strip()
+        return s[start : self.i].strip()
 
     def _string(self) -> str:
         s = self.s
@@ -96,7 +94,11 @@ class _Reader:
         while self.i < len(s):
             c = s[self.i]
             if c == "\\" and self.i + 1 < len(s):
-                out.append({"'": "'", "\\": "\\", "n": "\n", "t": "\t", "$": "$"}.get(s[self.i + 1], s[self.i + 1]))
+                out.append(
+                    {"'": "'", "\\": "\\", "n": "\n", "t": "\t", "$": "$"}.get(
+                        s[self.i + 1], s[self.i + 1]
+                    )
+                )
                 self.i += 2
                 continue
             if c == "'":
@@ -145,7 +147,9 @@ class _Reader:
             return self._string()
         m = re.compile(r"[A-Za-z_$][\w$]*").match(s, self.i)
         if not m:
-            raise BicepSyntaxError(f"expected a property name at offset {self.i}: {s[self.i:self.i + 30]!r}")
+            raise BicepSyntaxError(
+                f"expected a property name at offset {self.i}: {s[self.i : self.i + 30]!r}"
+            )
         self.i = m.end()
         return m.group(0)
 
@@ -190,7 +194,7 @@ class _Reader:
 _DECL = re.compile(
     r"^(?P<kind>resource|module)\s+(?P<sym>\w+)\s+'(?P<ref>[^']+)'\s*(?P<existing>existing\s*)?=\s*"
     r"(?P<cond>if\s*\((?P<condexpr>[^\n]*)\)\s*)?\{",
-    re.M,
+    re.MULTILINE,
 )
 
 
@@ -222,7 +226,9 @@ class BicepFile:
     outputs: dict[str, str] = field(default_factory=dict)  # name -> raw expression
 
     def resources(self, type_: str | None = None) -> list[BicepDecl]:
-        return [d for d in self.decls if d.kind == "resource" and (type_ is None or d.type == type_)]
+        return [
+            d for d in self.decls if d.kind == "resource" and (type_ is None or d.type == type_)
+        ]
 
     def modules(self) -> list[BicepDecl]:
         return [d for d in self.decls if d.kind == "module"]
@@ -244,14 +250,14 @@ def read_bicep(path: Path) -> BicepFile:
                 body=body,
             )
         )
-    for m in re.finditer(r"^param\s+(\w+)\s+(\w+)(?:\s*=\s*(.+))?$", text, re.M):
+    for m in re.finditer(r"^param\s+(\w+)\s+(\w+)(?:\s*=\s*(.+))?$", text, re.MULTILINE):
         default = None
         if m[3] is not None:
             default = _Reader(m[3], 0).value()
         bf.params[m[1]] = (m[2], default)
-    for m in re.finditer(r"^var\s+(\w+)\s*=\s*", text, re.M):
+    for m in re.finditer(r"^var\s+(\w+)\s*=\s*", text, re.MULTILINE):
         bf.vars[m[1]] = _Reader(text, m.end()).value()
-    for m in re.finditer(r"^output\s+(\w+)\s+[\w\[\]]+\s*=\s*(.+)$", text, re.M):
+    for m in re.finditer(r"^output\s+(\w+)\s+[\w\[\]]+\s*=\s*(.+)$", text, re.MULTILINE):
         bf.outputs[m[1]] = m[2].strip()
     return bf
 
@@ -260,9 +266,9 @@ def get(obj, *path, default=None):
     """Nested lookup through dicts (str keys) and lists (int keys)."""
     cur = obj
     for p in path:
-        if isinstance(p, int) and isinstance(cur, list) and -len(cur) <= p < len(cur):
-            cur = cur[p]
-        elif isinstance(cur, dict) and p in cur:
+        if (isinstance(p, int) and isinstance(cur, list) and -len(cur) <= p < len(cur)) or (
+            isinstance(cur, dict) and p in cur
+        ):
             cur = cur[p]
         else:
             return default
@@ -292,7 +298,7 @@ def metadata_list(component_props: dict) -> dict:
 
 _CONST = re.compile(
     r"^\s*(?:pub(?:\([\w\s:]+\))?\s+)?const\s+([A-Z][A-Z0-9_]*)\s*:\s*([^=;]+?)\s*=\s*(.+?)\s*;",
-    re.M | re.S,
+    re.MULTILINE | re.DOTALL,
 )
 
 
@@ -313,7 +319,7 @@ def rust_consts(path: Path) -> dict[str, object]:
 
 
 def _strip_rust_comments(text: str) -> str:
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.DOTALL)
     return re.sub(r"//[^\n]*", "", text)
 
 
@@ -394,7 +400,11 @@ def read_dockerfile(path: Path) -> Dockerfile:
 def cargo_args(cmd: str) -> dict:
     """Parse `cargo build` flags we care about."""
     toks = shlex.split(cmd)
-    out = {"release": "--release" in toks or "-r" in toks, "locked": "--locked" in toks, "packages": []}
+    out = {
+        "release": "--release" in toks or "-r" in toks,
+        "locked": "--locked" in toks,
+        "packages": [],
+    }
     for i, t in enumerate(toks):
         if t in ("-p", "--package") and i + 1 < len(toks):
             out["packages"].append(toks[i + 1])

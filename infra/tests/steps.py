@@ -29,8 +29,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import infra_model as m  # noqa: E402
-import test_consistency  # noqa: E402
+import infra_model as m
+import test_consistency
 
 SERVICES = test_consistency.SERVICES
 
@@ -55,7 +55,7 @@ def step_parse(repo: Path, **_) -> tuple[bool, str]:
         try:
             BicepParser().parse(file_path=f)
             out.append(f"parsed {f.relative_to(repo)}")
-        except Exception as e:  # lark raises several error types
+        except Exception as e:  # noqa: BLE001 - lark raises several error types
             ok = False
             out.append(f"PARSE ERROR {f.relative_to(repo)}: {str(e).splitlines()[0]}")
     return ok, "\n".join(out)
@@ -70,9 +70,13 @@ def _bicep_cli(repo: Path, cli: str) -> tuple[bool, str]:
     with tempfile.TemporaryDirectory() as tmp:
         for args in (["build", str(main), "--outdir", tmp], ["lint", str(main)]):
             cmd = [*shlex.split(cli), *args]
-            p = subprocess.run(cmd, capture_output=True, text=True, cwd=repo)
+            p = subprocess.run(cmd, capture_output=True, text=True, cwd=repo, check=False)
             out = (p.stdout + p.stderr).strip()
-            diags = [ln for ln in out.splitlines() if re.search(r"\b(Error|Warning) BCP\d+|\b(Error|Warning) [a-z-]+:", ln)]
+            diags = [
+                ln
+                for ln in out.splitlines()
+                if re.search(r"\b(Error|Warning) BCP\d+|\b(Error|Warning) [a-z-]+:", ln)
+            ]
             if p.returncode != 0 or diags:
                 ok = False
             lines.append(f"$ {' '.join(cmd)} -> exit {p.returncode}, {len(diags)} diagnostic(s)")
@@ -89,9 +93,16 @@ def step_types(repo: Path, infra_check: Path, **_) -> tuple[bool, str]:
         return _bicep_cli(repo, cli)
     files = [str(f) for f in bicep_files(repo)]
     p = subprocess.run(
-        [sys.executable, str(HERE / "bicep_types.py"), "--types", str(infra_check / "bicep-types"), *files],
+        [
+            sys.executable,
+            str(HERE / "bicep_types.py"),
+            "--types",
+            str(infra_check / "bicep-types"),
+            *files,
+        ],
         capture_output=True,
         text=True,
+        check=False,
     )
     out = (p.stdout + p.stderr).strip()
     return p.returncode == 0, out
@@ -103,13 +114,16 @@ def _checkov(repo: Path, targets: list[str], frameworks: list[str]) -> tuple[int
             str(Path(sys.executable).parent / "checkov"),
             "--skip-download",
             "--compact",
-            "--framework", *frameworks,
+            "--framework",
+            *frameworks,
             *targets,
-            "-o", "json",
-            "--output-file-path", tmp,
+            "-o",
+            "json",
+            "--output-file-path",
+            tmp,
         ]
         env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "ANSI_COLORS_DISABLED": "1"}
-        p = subprocess.run(args, capture_output=True, text=True, env=env, cwd=repo)
+        p = subprocess.run(args, capture_output=True, text=True, env=env, cwd=repo, check=False)
         jsn = Path(tmp, "results_json.json")
         if not jsn.exists():
             return p.returncode, [], f"{p.stdout}\n{p.stderr}"
@@ -125,7 +139,12 @@ def step_checkov(repo: Path, **_) -> tuple[bool, str]:
     runs = [
         # infra/tests/data holds third-party data (azd's JSON schema), not configuration.
         (["-d", str(repo / "infra"), "--skip-path", "tests/data"], ["bicep", "secrets"], "bicep"),
-        ([a for f in dockerfiles(repo) for a in ("-f", str(f))] + ["-f", str(repo / "azure.yaml")], ["dockerfile", "secrets"], "dockerfile"),
+        (
+            [a for f in dockerfiles(repo) for a in ("-f", str(f))]
+            + ["-f", str(repo / "azure.yaml")],
+            ["dockerfile", "secrets"],
+            "dockerfile",
+        ),
     ]
     ok, lines = True, []
     total = {"passed": 0, "failed": 0, "skipped": 0, "parsing_errors": 0, "resource_count": 0}
@@ -134,7 +153,9 @@ def step_checkov(repo: Path, **_) -> tuple[bool, str]:
         kinds = {rep.get("check_type") for rep in reports}
         if required not in kinds:
             ok = False
-            lines.append(f"checkov {' '.join(frameworks)}: no {required} results (exit {rc}): nothing was scanned\n{raw.strip()}")
+            lines.append(
+                f"checkov {' '.join(frameworks)}: no {required} results (exit {rc}): nothing was scanned\n{raw.strip()}"
+            )
         if rc not in (0, 1):
             ok = False
             lines.append(f"checkov {' '.join(frameworks)}: exit {rc}\n{raw.strip()}")
@@ -143,10 +164,14 @@ def step_checkov(repo: Path, **_) -> tuple[bool, str]:
                 total[k] += int(rep.get("summary", {}).get(k, 0) or 0)
             for c in rep.get("results", {}).get("failed_checks", []):
                 ok = False
-                lines.append(f"FAILED  {c['check_id']} {c.get('resource')} {c.get('file_path')}: {c.get('check_name')}")
+                lines.append(
+                    f"FAILED  {c['check_id']} {c.get('resource')} {c.get('file_path')}: {c.get('check_name')}"
+                )
             for c in rep.get("results", {}).get("skipped_checks", []):
                 reason = ((c.get("check_result") or {}).get("suppress_comment") or "").strip()
-                lines.append(f"skipped {c['check_id']} {c.get('resource')} {c.get('file_path')}: {reason}")
+                lines.append(
+                    f"skipped {c['check_id']} {c.get('resource')} {c.get('file_path')}: {reason}"
+                )
     if total["parsing_errors"]:
         ok = False
     lines.append(
@@ -166,9 +191,16 @@ def azure_yaml_schema(infra_check: Path) -> Path:
 def step_azure_yaml(repo: Path, infra_check: Path, **_) -> tuple[bool, str]:
     """(4) azure.yaml vs azd's schema + the language rule."""
     p = subprocess.run(
-        [sys.executable, str(HERE / "azure_yaml_check.py"), "--schema", str(azure_yaml_schema(infra_check)), str(repo / "azure.yaml")],
+        [
+            sys.executable,
+            str(HERE / "azure_yaml_check.py"),
+            "--schema",
+            str(azure_yaml_schema(infra_check)),
+            str(repo / "azure.yaml"),
+        ],
         capture_output=True,
         text=True,
+        check=False,
     )
     out = (p.stdout + p.stderr).strip()
     return p.returncode == 0, out or "azure.yaml: 0 schema errors"
@@ -199,9 +231,9 @@ def _dockerignore_regex(pattern: str) -> re.Pattern:
     while i < len(pat):
         c = pat[i]
         if c == "*":
-            if pat[i + 1:i + 2] == "*":
+            if pat[i + 1 : i + 2] == "*":
                 i += 1
-                if pat[i + 1:i + 2] == "/":
+                if pat[i + 1 : i + 2] == "/":
                     i += 1
                     rx += "(.*/)?"
                 else:
@@ -266,7 +298,11 @@ def sync_build_context(repo: Path, dest: Path) -> int:
             src, dst = rootp / f, dest / rel
             wanted.add(dst)
             st = src.stat()
-            if not dst.exists() or dst.stat().st_size != st.st_size or dst.stat().st_mtime_ns != st.st_mtime_ns:
+            if (
+                not dst.exists()
+                or dst.stat().st_size != st.st_size
+                or dst.stat().st_mtime_ns != st.st_mtime_ns
+            ):
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dst)
     for root, _, files in os.walk(dest, topdown=False):
@@ -285,7 +321,10 @@ def step_cargo_build(repo: Path, services: list[str] | None = None, **_) -> tupl
     target dir ($CARGO_TARGET_DIR, else <repo>/target) is shared, so dependencies are reused."""
     excluded = dockerignore(repo)
     if not excluded("target"):
-        return False, ".dockerignore does not exclude target/: the image build context would contain the build output"
+        return (
+            False,
+            ".dockerignore does not exclude target/: the image build context would contain the build output",
+        )
     target = Path(os.environ.get("CARGO_TARGET_DIR") or repo / "target").resolve()
     ctx = target / "infra-docker-context"
     n = sync_build_context(repo, ctx)
@@ -297,7 +336,9 @@ def step_cargo_build(repo: Path, services: list[str] | None = None, **_) -> tupl
             lines.append(f"FAIL {svc}: no `cargo build` command found in {svc}/Dockerfile")
             continue
         print(f"  [{svc}] $ {cmd}", flush=True)
-        p = subprocess.run(shlex.split(cmd), cwd=ctx, capture_output=True, text=True, env=env)
+        p = subprocess.run(
+            shlex.split(cmd), cwd=ctx, capture_output=True, text=True, env=env, check=False
+        )
         if p.returncode == 0:
             lines.append(f"ok   {svc}: {cmd}")
         else:
@@ -321,10 +362,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("step", choices=sorted(STEPS))
     ap.add_argument("--repo", default=str(HERE.parents[1]))
-    ap.add_argument("--infra-check", default=os.environ.get("INFRA_CHECK_DIR", str(HERE.parents[2] / "shared" / "infra-check")))
+    ap.add_argument(
+        "--infra-check",
+        default=os.environ.get("INFRA_CHECK_DIR", str(HERE.parents[2] / "shared" / "infra-check")),
+    )
     ap.add_argument("--service", action="append", dest="services")
     a = ap.parse_args()
-    ok, out = STEPS[a.step](repo=Path(a.repo).resolve(), infra_check=Path(a.infra_check).resolve(), services=a.services)
+    ok, out = STEPS[a.step](
+        repo=Path(a.repo).resolve(), infra_check=Path(a.infra_check).resolve(), services=a.services
+    )
     print(out)
     return 0 if ok else 1
 

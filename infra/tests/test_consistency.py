@@ -27,26 +27,49 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import infra_model as m  # noqa: E402
-from infra_model import Expr, get  # noqa: E402
+import infra_model as m
+from infra_model import Expr, get
 
 # The contract (see docs/deploy-azure.md): what only the deployment decides.
 SERVICES = ["checkout", "order-processor", "order-service", "inventory-service"]
 CONTRACT = {
     "checkout": {"ingress": None, "dapr_app_port": False, "replicas": (1, 1)},
-    "order-processor": {"ingress": "internal", "dapr_app_port": True, "scale": "cpu", "token_required": True},
+    "order-processor": {
+        "ingress": "internal",
+        "dapr_app_port": True,
+        "scale": "cpu",
+        "token_required": True,
+    },
     "order-service": {"ingress": "external", "dapr_app_port": True, "scale": "http"},
-    "inventory-service": {"ingress": "external", "dapr_app_port": True, "scale": "azure-servicebus", "token_required": True},
+    "inventory-service": {
+        "ingress": "external",
+        "dapr_app_port": True,
+        "scale": "azure-servicebus",
+        "token_required": True,
+    },
 }
 # Env the inventory-service app needs on Azure (seeded stock, outcome records' lifetime).
 INVENTORY_ENV = {"INITIAL_STOCK", "OUTCOME_TTL_SECONDS"}
 # Dapr components that must carry a resiliency policy, and the direction that must retry.
-COMPONENT_RESILIENCY = {"pubsub": "outboundPolicy", "pubsub-inventory": "inboundPolicy", "statestore": "outboundPolicy"}
+COMPONENT_RESILIENCY = {
+    "pubsub": "outboundPolicy",
+    "pubsub-inventory": "inboundPolicy",
+    "statestore": "outboundPolicy",
+}
 APP_RESILIENCY = {"order-processor"}
 REQUIRED_ENV = {"APP_PORT", "LOG_FORMAT", "RUST_LOG"}
-REQUIRED_OUTPUTS = {"AZURE_CONTAINER_REGISTRY_ENDPOINT", "AZURE_RESOURCE_GROUP", "SERVICE_ORDER_SERVICE_URI", "SERVICE_INVENTORY_SERVICE_URI"}
-SECRETISH = re.compile(r"(key|secret|password|connectionstring|token|credential|sas)", re.I)
-SECRET_EXPR = re.compile(r"(\blist\w*\(|connectionstring|instrumentationkey|primarykey|secondarykey)", re.I)
+REQUIRED_OUTPUTS = {
+    "AZURE_CONTAINER_REGISTRY_ENDPOINT",
+    "AZURE_RESOURCE_GROUP",
+    "SERVICE_ORDER_SERVICE_URI",
+    "SERVICE_INVENTORY_SERVICE_URI",
+}
+SECRETISH = re.compile(
+    r"(key|secret|password|connectionstring|token|credential|sas)", re.IGNORECASE
+)
+SECRET_EXPR = re.compile(
+    r"(\blist\w*\(|connectionstring|instrumentationkey|primarykey|secondarykey)", re.IGNORECASE
+)
 MAX_APP_NAME = 32
 
 # Accepted spellings of each code default, first match wins. A const whose value equals its
@@ -110,7 +133,7 @@ class Repo:
             return None
         try:
             return fn(path)
-        except Exception as e:  # a parse error is a finding
+        except Exception as e:  # noqa: BLE001 - a parse error is a finding
             self.r.err(area, f"{path.relative_to(self.root)}: cannot read: {e}")
             return None
 
@@ -163,7 +186,10 @@ class Repo:
                     self.r.err("infra", f"{fname}: Dapr component name is not a literal ({name})")
                     continue
                 if name in out:
-                    self.r.err("infra", f"Dapr component {name!r} declared twice (names are unique per environment)")
+                    self.r.err(
+                        "infra",
+                        f"Dapr component {name!r} declared twice (names are unique per environment)",
+                    )
                 out[name] = (fname, d)
         return out
 
@@ -209,38 +235,72 @@ def check_azure_yaml(repo: Repo, r: Report) -> None:
         return
     services = doc.get("services") or {}
     if sorted(services) != sorted(SERVICES):
-        r.err("azd", f"azure.yaml services {sorted(services)} != the four services {sorted(SERVICES)}")
+        r.err(
+            "azd", f"azure.yaml services {sorted(services)} != the four services {sorted(SERVICES)}"
+        )
     infra = doc.get("infra") or {}
     ipath = repo.root / infra.get("path", "infra") / f"{infra.get('module', 'main')}.bicep"
     if not ipath.is_file():
-        r.err("azd", f"azure.yaml infra points to {ipath.relative_to(repo.root)}, which does not exist")
+        r.err(
+            "azd",
+            f"azure.yaml infra points to {ipath.relative_to(repo.root)}, which does not exist",
+        )
     for name, svc in services.items():
         svc = svc or {}
-        r.eq("azd", f"service {name} host", "azure.yaml", svc.get("host"), "expected", "containerapp")
-        r.eq("azd", f"service {name} language", "azure.yaml", svc.get("language"), "expected (Rust has no azd language)", "docker")
+        r.eq(
+            "azd", f"service {name} host", "azure.yaml", svc.get("host"), "expected", "containerapp"
+        )
+        r.eq(
+            "azd",
+            f"service {name} language",
+            "azure.yaml",
+            svc.get("language"),
+            "expected (Rust has no azd language)",
+            "docker",
+        )
         project = repo.root / (svc.get("project") or ".")
         docker = svc.get("docker") or {}
         dpath = (project / docker.get("path", "./Dockerfile")).resolve()
         ctx = (project / docker.get("context", ".")).resolve()
         if project.resolve() != (repo.root / name).resolve():
-            r.err("azd", f"service {name}: project {svc.get('project')!r} is not the crate directory ./{name}")
+            r.err(
+                "azd",
+                f"service {name}: project {svc.get('project')!r} is not the crate directory ./{name}",
+            )
         if dpath != (repo.root / name / "Dockerfile").resolve():
-            r.err("azd", f"service {name}: docker.path resolves to {dpath}, expected {name}/Dockerfile")
+            r.err(
+                "azd",
+                f"service {name}: docker.path resolves to {dpath}, expected {name}/Dockerfile",
+            )
         elif not dpath.is_file():
             r.err("images", f"{name}/Dockerfile not found (azure.yaml docker.path)")
         if ctx != repo.root.resolve():
-            r.err("azd", f"service {name}: docker.context resolves to {ctx}, not the repository root (the workspace needs every member)")
+            r.err(
+                "azd",
+                f"service {name}: docker.context resolves to {ctx}, not the repository root (the workspace needs every member)",
+            )
         if docker.get("remoteBuild") is not True:
             r.err("azd", f"service {name}: docker.remoteBuild is not true")
         want = sorted({d.api_version for _, d in repo.apps().values()}) if repo.modules else []
         if len(want) == 1:
-            r.eq("azd", f"service {name} apiVersion", "azure.yaml", svc.get("apiVersion"), "Microsoft.App/containerApps API version in infra", want[0])
+            r.eq(
+                "azd",
+                f"service {name} apiVersion",
+                "azure.yaml",
+                svc.get("apiVersion"),
+                "Microsoft.App/containerApps API version in infra",
+                want[0],
+            )
         else:
             r.err("azd", f"container apps use API versions {want}: azure.yaml apiVersion needs one")
         if (repo.root / "infra" / f"{name}.bicep").exists() and (
-            (repo.root / "infra" / f"{name}.parameters.json").exists() or (repo.root / "infra" / f"{name}.bicepparam").exists()
+            (repo.root / "infra" / f"{name}.parameters.json").exists()
+            or (repo.root / "infra" / f"{name}.bicepparam").exists()
         ):
-            r.err("azd", f"infra/{name}.bicep + parameters would switch azd deploy to a Bicep-controlled revision")
+            r.err(
+                "azd",
+                f"infra/{name}.bicep + parameters would switch azd deploy to a Bicep-controlled revision",
+            )
 
 
 def read_code(repo: Repo, r: Report) -> dict[str, dict]:
@@ -251,13 +311,26 @@ def read_code(repo: Repo, r: Report) -> dict[str, dict]:
         crate = repo.root / svc
         cargo = m.cargo_toml(crate / "Cargo.toml")
         if cargo is None:
-            r.err("code", f"crate {svc!r} is missing: {svc}/Cargo.toml not found (azure.yaml and infra deploy it)")
+            r.err(
+                "code",
+                f"crate {svc!r} is missing: {svc}/Cargo.toml not found (azure.yaml and infra deploy it)",
+            )
             continue
         if get(cargo, "package", "name") != svc:
-            r.err("code", f"{svc}/Cargo.toml package.name = {get(cargo, 'package', 'name')!r}, expected {svc!r} (binary name = crate name = app id)")
+            r.err(
+                "code",
+                f"{svc}/Cargo.toml package.name = {get(cargo, 'package', 'name')!r}, expected {svc!r} (binary name = crate name = app id)",
+            )
         if svc not in members:
-            r.err("code", f"crate {svc!r} is not a member of the workspace (Cargo.toml [workspace].members)")
+            r.err(
+                "code",
+                f"crate {svc!r} is not a member of the workspace (Cargo.toml [workspace].members)",
+            )
+        # A crate with settings of its own keeps its defaults in src/config.rs; one without (its
+        # shared settings all live in service-kit) keeps them in src/lib.rs.
         cfg = crate / "src" / "config.rs"
+        if not cfg.is_file():
+            cfg = crate / "src" / "lib.rs"
         if not cfg.is_file():
             r.err("code", f"{svc}/src/config.rs not found (the code defaults are read from it)")
             continue
@@ -274,10 +347,15 @@ def read_code(repo: Repo, r: Report) -> dict[str, dict]:
                     found = (cname, v)
                     break
             if found is None:
-                r.err("code", f"{svc}/src/config.rs: no const for the {need} default (expected one of {CODE_NAMES[need]})")
+                r.err(
+                    "code",
+                    f"{svc}/src/{cfg.name}: no const for the {need} default (expected one of {CODE_NAMES[need]})",
+                )
             else:
                 vals[need] = found[1]
-        srcs = sorted((crate / "src").rglob("*.rs")) + sorted((repo.root / "service-kit" / "src").rglob("*.rs"))
+        srcs = sorted((crate / "src").rglob("*.rs")) + sorted(
+            (repo.root / "service-kit" / "src").rglob("*.rs")
+        )
         vals["_literals"] = m.rust_string_literals(srcs)
         out[svc] = vals
     if "order-service" in out and "inventory-service" in out:
@@ -287,9 +365,15 @@ def read_code(repo: Repo, r: Report) -> dict[str, dict]:
     if "checkout" in out and "target" in out["checkout"]:
         t = out["checkout"]["target"]
         if t not in SERVICES or not CONTRACT.get(t, {}).get("dapr_app_port"):
-            r.err("code", f"checkout DEFAULT_TARGET_APP_ID = {t!r} is not a service Dapr can invoke (one with an app port)")
+            r.err(
+                "code",
+                f"checkout DEFAULT_TARGET_APP_ID = {t!r} is not a service Dapr can invoke (one with an app port)",
+            )
         elif t != "order-processor":
-            r.err("code", f"checkout DEFAULT_TARGET_APP_ID = {t!r}, the tutorial's callee is 'order-processor'")
+            r.err(
+                "code",
+                f"checkout DEFAULT_TARGET_APP_ID = {t!r}, the tutorial's callee is 'order-processor'",
+            )
     return out
 
 
@@ -298,7 +382,10 @@ def check_apps(repo: Repo, r: Report, code: dict) -> dict[str, dict]:
     apps = repo.apps()
     eff: dict[str, dict] = {}
     if sorted(apps) != sorted(SERVICES):
-        r.err("infra", f"container apps in infra/modules {sorted(apps)} != services {sorted(SERVICES)}")
+        r.err(
+            "infra",
+            f"container apps in infra/modules {sorted(apps)} != services {sorted(SERVICES)}",
+        )
     for svc in SERVICES:
         if svc not in apps:
             continue
@@ -306,15 +393,30 @@ def check_apps(repo: Repo, r: Report, code: dict) -> dict[str, dict]:
         body, where = d.body, f"{fname} ({svc})"
         c = CONTRACT[svc]
         if len(svc) > MAX_APP_NAME - 1 or not re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", svc):
-            r.err("infra", f"{where}: container app name must be < 32 chars, lower-case, hyphen-separated")
+            r.err(
+                "infra",
+                f"{where}: container app name must be < 32 chars, lower-case, hyphen-separated",
+            )
         if f"'azd-service-name': '{svc}'" not in str(body.get("tags", "")):
-            r.err("infra", f"{where}: tags do not set azd-service-name = {svc!r} (azd finds the app by it)")
+            r.err(
+                "infra",
+                f"{where}: tags do not set azd-service-name = {svc!r} (azd finds the app by it)",
+            )
         props = body.get("properties") or {}
         dapr = get(props, "configuration", "dapr") or {}
         if dapr.get("enabled") is not True:
             r.err("infra", f"{where}: Dapr is not enabled")
-        r.eq("infra", f"{svc} Dapr app id", f"{fname} dapr.appId", dapr.get("appId"), "azure.yaml service / container app name", svc)
-        r.eq("infra", f"{svc} Dapr app protocol", fname, dapr.get("appProtocol"), "contract", "http")
+        r.eq(
+            "infra",
+            f"{svc} Dapr app id",
+            f"{fname} dapr.appId",
+            dapr.get("appId"),
+            "azure.yaml service / container app name",
+            svc,
+        )
+        r.eq(
+            "infra", f"{svc} Dapr app protocol", fname, dapr.get("appProtocol"), "contract", "http"
+        )
         containers = get(props, "template", "containers") or []
         if len(containers) != 1:
             r.err("infra", f"{where}: expected exactly one container, found {len(containers)}")
@@ -337,31 +439,72 @@ def check_apps(repo: Repo, r: Report, code: dict) -> dict[str, dict]:
         if lits is not None:
             for var in env:
                 if var not in lits:
-                    r.err("code", f"{fname} sets env {var} for {svc}, but neither {svc}/src nor service-kit/src mentions \"{var}\"")
+                    r.err(
+                        "code",
+                        f'{fname} sets env {var} for {svc}, but neither {svc}/src nor service-kit/src mentions "{var}"',
+                    )
         # Azure follows the local port plan (README "Port plan" = dapr.yaml appPort). The code
         # default is the single-tutorial port and is never used where APP_PORT is set.
         plan = readme_port_plan(repo)
         if svc in plan:
-            r.eq("infra", f"{svc} port", f"{fname} APP_PORT", port, "README port plan", plan[svc][0] if plan[svc][0] is not None else port)
+            r.eq(
+                "infra",
+                f"{svc} port",
+                f"{fname} APP_PORT",
+                port,
+                "README port plan",
+                plan[svc][0] if plan[svc][0] is not None else port,
+            )
         else:
             r.err("infra", f"README port plan has no row for {svc}")
         if c.get("token_required"):
-            r.eq("infra", f"{svc} APP_API_TOKEN_REQUIRED", fname, env.get("APP_API_TOKEN_REQUIRED"), "decision (sidecar-only routes need the token)", "true")
+            r.eq(
+                "infra",
+                f"{svc} APP_API_TOKEN_REQUIRED",
+                fname,
+                env.get("APP_API_TOKEN_REQUIRED"),
+                "decision (sidecar-only routes need the token)",
+                "true",
+            )
         if svc == "inventory-service":
             missing_inv = INVENTORY_ENV - set(env)
             if missing_inv:
                 r.err("infra", f"{where}: container env lacks {sorted(missing_inv)}")
         if c["dapr_app_port"]:
-            r.eq("infra", f"{svc} port", f"{fname} dapr.appPort", dapr.get("appPort"), f"{fname} APP_PORT", port)
+            r.eq(
+                "infra",
+                f"{svc} port",
+                f"{fname} dapr.appPort",
+                dapr.get("appPort"),
+                f"{fname} APP_PORT",
+                port,
+            )
             if get(dapr, "appHealth", "path") not in (None, "/healthz"):
                 r.err("infra", f"{where}: Dapr appHealth path is not /healthz")
         elif "appPort" in dapr:
-            r.err("infra", f"{where}: Dapr has an appPort ({dapr['appPort']}) but {svc} only calls out (contract: no app port)")
+            r.err(
+                "infra",
+                f"{where}: Dapr has an appPort ({dapr['appPort']}) but {svc} only calls out (contract: no app port)",
+            )
         kinds = {}
         for p in get(ctr, "probes", default=[]) or []:
             kinds[p.get("type")] = p
-            r.eq("infra", f"{svc} {p.get('type')} probe path", fname, get(p, "httpGet", "path"), "contract", "/healthz")
-            r.eq("infra", f"{svc} {p.get('type')} probe port", fname, get(p, "httpGet", "port"), "APP_PORT", port)
+            r.eq(
+                "infra",
+                f"{svc} {p.get('type')} probe path",
+                fname,
+                get(p, "httpGet", "path"),
+                "contract",
+                "/healthz",
+            )
+            r.eq(
+                "infra",
+                f"{svc} {p.get('type')} probe port",
+                fname,
+                get(p, "httpGet", "port"),
+                "APP_PORT",
+                port,
+            )
         for needed in ("Liveness", "Readiness"):
             if needed not in kinds:
                 r.err("infra", f"{where}: no {needed} probe")
@@ -374,35 +517,85 @@ def check_apps(repo: Repo, r: Report, code: dict) -> dict[str, dict]:
         elif not isinstance(ingress, dict):
             r.err("infra", f"{where}: no ingress, the contract says {c['ingress']}")
         else:
-            r.eq("infra", f"{svc} ingress external", fname, ingress.get("external"), "contract", c["ingress"] == "external")
-            r.eq("infra", f"{svc} ingress allowInsecure", fname, ingress.get("allowInsecure"), "contract (HTTPS only)", False)
-            r.eq("infra", f"{svc} ingress targetPort", fname, ingress.get("targetPort"), "APP_PORT", port)
+            r.eq(
+                "infra",
+                f"{svc} ingress external",
+                fname,
+                ingress.get("external"),
+                "contract",
+                c["ingress"] == "external",
+            )
+            r.eq(
+                "infra",
+                f"{svc} ingress allowInsecure",
+                fname,
+                ingress.get("allowInsecure"),
+                "contract (HTTPS only)",
+                False,
+            )
+            r.eq(
+                "infra",
+                f"{svc} ingress targetPort",
+                fname,
+                ingress.get("targetPort"),
+                "APP_PORT",
+                port,
+            )
         scale = get(props, "template", "scale") or {}
         rules = scale.get("rules") or []
         if "replicas" in c:
-            r.eq("infra", f"{svc} replicas (min, max)", fname, (scale.get("minReplicas"), scale.get("maxReplicas")), "contract", c["replicas"])
+            r.eq(
+                "infra",
+                f"{svc} replicas (min, max)",
+                fname,
+                (scale.get("minReplicas"), scale.get("maxReplicas")),
+                "contract",
+                c["replicas"],
+            )
         if c.get("scale") == "http" and not any("http" in rule for rule in rules):
             r.err("infra", f"{where}: no HTTP scale rule")
         if c.get("scale") == "cpu":
             if not any(get(rule, "custom", "type") == "cpu" for rule in rules):
-                r.err("infra", f"{where}: no CPU scale rule (Dapr invocation never reaches an HTTP rule)")
+                r.err(
+                    "infra",
+                    f"{where}: no CPU scale rule (Dapr invocation never reaches an HTTP rule)",
+                )
             if any("http" in rule for rule in rules):
-                r.err("infra", f"{where}: HTTP scale rule on an app reached only through Dapr invocation (it can never fire)")
+                r.err(
+                    "infra",
+                    f"{where}: HTTP scale rule on an app reached only through Dapr invocation (it can never fire)",
+                )
             if (scale.get("minReplicas") or 0) < 1:
-                r.err("infra", f"{where}: minReplicas < 1 (Dapr invocation does not wake an app at zero)")
+                r.err(
+                    "infra",
+                    f"{where}: minReplicas < 1 (Dapr invocation does not wake an app at zero)",
+                )
         if c.get("scale") == "azure-servicebus":
-            sb_rules = [rule["custom"] for rule in rules if get(rule, "custom", "type") == "azure-servicebus"]
+            sb_rules = [
+                rule["custom"]
+                for rule in rules
+                if get(rule, "custom", "type") == "azure-servicebus"
+            ]
             if not sb_rules:
                 r.err("infra", f"{where}: no KEDA azure-servicebus scale rule")
             for rule in sb_rules:
                 if not rule.get("identity"):
-                    r.err("infra", f"{where}: azure-servicebus scale rule without a managed identity")
+                    r.err(
+                        "infra", f"{where}: azure-servicebus scale rule without a managed identity"
+                    )
                 if get(rule, "auth"):
                     r.err("infra", f"{where}: azure-servicebus scale rule uses secret auth")
-            eff[svc]["keda_topics"] = sorted(str(get(rule, "metadata", "topicName")) for rule in sb_rules)
-            eff[svc]["keda_subscriptions"] = sorted({str(get(rule, "metadata", "subscriptionName")) for rule in sb_rules})
+            eff[svc]["keda_topics"] = sorted(
+                str(get(rule, "metadata", "topicName")) for rule in sb_rules
+            )
+            eff[svc]["keda_subscriptions"] = sorted(
+                {str(get(rule, "metadata", "subscriptionName")) for rule in sb_rules}
+            )
             if (scale.get("minReplicas") or 0) < 1:
-                r.err("infra", f"{where}: minReplicas < 1 (the Dapr subscriber must keep a sidecar running)")
+                r.err(
+                    "infra",
+                    f"{where}: minReplicas < 1 (the Dapr subscriber must keep a sidecar running)",
+                )
     return eff
 
 
@@ -424,29 +617,75 @@ def check_components(repo: Repo, r: Report, code: dict, eff: dict) -> None:
             if s not in SERVICES:
                 r.err("infra", f"Dapr component {name!r} scope {s!r} is not an app id")
         if "masterKey" in md or "connectionString" in md:
-            r.err("infra", f"Dapr component {name!r} uses a key/connection string instead of managed identity")
+            r.err(
+                "infra",
+                f"Dapr component {name!r} uses a key/connection string instead of managed identity",
+            )
         client = m.metadata_list(props).get("azureClientId")
-        call_params = get(repo.module_call(fname)[0].body, "params") if len(repo.module_call(fname)) == 1 else None
-        owner = repo.identity_of_expr(get(call_params or {}, str(client)), "clientId") if isinstance(client, Expr) else None
+        call_params = (
+            get(repo.module_call(fname)[0].body, "params")
+            if len(repo.module_call(fname)) == 1
+            else None
+        )
+        owner = (
+            repo.identity_of_expr(get(call_params or {}, str(client)), "clientId")
+            if isinstance(client, Expr)
+            else None
+        )
         if owner is None:
-            r.err("infra", f"Dapr component {name!r}: azureClientId is not a service identity's clientId")
+            r.err(
+                "infra",
+                f"Dapr component {name!r}: azureClientId is not a service identity's clientId",
+            )
         elif scopes != [owner]:
-            r.err("infra", f"Dapr component {name!r}: azureClientId is {owner}'s identity but scopes are {scopes} (one identity per component)")
+            r.err(
+                "infra",
+                f"Dapr component {name!r}: azureClientId is {owner}'s identity but scopes are {scopes} (one identity per component)",
+            )
         elif repo.identity_symbol_of_app(owner) is None:
-            r.err("infra", f"container app {owner} does not take its identity from an identity module")
+            r.err(
+                "infra", f"container app {owner} does not take its identity from an identity module"
+            )
         if str(ctype).startswith("pubsub."):
-            r.eq("infra", f"component {name} type", fname, ctype, "decision", "pubsub.azure.servicebus.topics")
-            r.eq("infra", f"component {name} disableEntityManagement", fname, md.get("disableEntityManagement"), "decision", "true")
+            r.eq(
+                "infra",
+                f"component {name} type",
+                fname,
+                ctype,
+                "decision",
+                "pubsub.azure.servicebus.topics",
+            )
+            r.eq(
+                "infra",
+                f"component {name} disableEntityManagement",
+                fname,
+                md.get("disableEntityManagement"),
+                "decision",
+                "true",
+            )
             if not str(md.get("namespaceName", "")) or "namespaceName" not in md:
                 r.err("infra", f"component {name!r} has no namespaceName")
             if "consumerID" in md and scopes:
-                r.eq("infra", f"component {name} consumerID", fname, md["consumerID"], "its app id", scopes[0])
+                r.eq(
+                    "infra",
+                    f"component {name} consumerID",
+                    fname,
+                    md["consumerID"],
+                    "its app id",
+                    scopes[0],
+                )
         elif str(ctype).startswith("state."):
-            r.eq("infra", f"component {name} type", fname, ctype, "decision", "state.azure.cosmosdb")
+            r.eq(
+                "infra", f"component {name} type", fname, ctype, "decision", "state.azure.cosmosdb"
+            )
             if not props.get("initTimeout"):
                 r.err("infra", f"component {name!r} has no initTimeout (Cosmos DB init is slow)")
     # Which component each app uses in Azure: env override, else the code default.
-    for svc, kind, prefix in (("order-service", "pubsub", "pubsub."), ("inventory-service", "pubsub", "pubsub."), ("inventory-service", "state", "state.")):
+    for svc, kind, prefix in (
+        ("order-service", "pubsub", "pubsub."),
+        ("inventory-service", "pubsub", "pubsub."),
+        ("inventory-service", "state", "state."),
+    ):
         if svc not in eff:
             continue
         env_name = ENV_OVERRIDES[kind]
@@ -454,35 +693,107 @@ def check_components(repo: Repo, r: Report, code: dict, eff: dict) -> None:
         if used is None:
             continue
         comp = resolved.get(used)
-        src = f"{eff[svc]['file']} env {env_name}" if env_name in eff[svc]["env"] else f"{svc}/src/config.rs default"
+        src = (
+            f"{eff[svc]['file']} env {env_name}"
+            if env_name in eff[svc]["env"]
+            else f"{svc}/src/config.rs default"
+        )
         if comp is None:
-            r.err("infra", f"{svc} uses Dapr component {used!r} ({src}) but infra declares only {sorted(resolved)}")
+            r.err(
+                "infra",
+                f"{svc} uses Dapr component {used!r} ({src}) but infra declares only {sorted(resolved)}",
+            )
         elif not str(comp["type"]).startswith(prefix):
             r.err("infra", f"{svc} uses {used!r} as {kind}, but it is a {comp['type']}")
         elif svc not in comp["scopes"]:
-            r.err("infra", f"Dapr component {used!r} used by {svc} is not scoped to it (scopes {comp['scopes']})")
+            r.err(
+                "infra",
+                f"Dapr component {used!r} used by {svc} is not scoped to it (scopes {comp['scopes']})",
+            )
     # Service Bus entities vs code and KEDA.
     sb_calls = repo.module_call("servicebus.bicep")
     if len(sb_calls) != 1:
         r.err("infra", "main.bicep must deploy modules/servicebus.bicep exactly once")
     else:
         p = sb_calls[0].body.get("params") or {}
-        topic, dlq, sub = (repo.resolve_main(p.get(k)) for k in ("topicName", "deadLetterTopicName", "subscriptionName"))
+        topic, dlq, sub = (
+            repo.resolve_main(p.get(k))
+            for k in ("topicName", "deadLetterTopicName", "subscriptionName")
+        )
         inv, osvc = code.get("inventory-service", {}), code.get("order-service", {})
         if "topic" in osvc:
-            r.eq("infra", "topic", "servicebus topicName", topic, "order-service TOPIC", osvc["topic"])
+            r.eq(
+                "infra",
+                "topic",
+                "servicebus topicName",
+                topic,
+                "order-service TOPIC",
+                osvc["topic"],
+            )
         if "topic" in inv:
-            r.eq("infra", "topic", "servicebus topicName", topic, "inventory-service TOPIC", inv["topic"])
+            r.eq(
+                "infra",
+                "topic",
+                "servicebus topicName",
+                topic,
+                "inventory-service TOPIC",
+                inv["topic"],
+            )
         if "dead_letter" in inv:
-            r.eq("infra", "dead-letter topic", "servicebus deadLetterTopicName", dlq, "inventory-service DEAD_LETTER_TOPIC", inv["dead_letter"])
-        r.eq("infra", "Service Bus subscription", "servicebus subscriptionName", sub, "subscriber app id", "inventory-service")
-        sub_comp = next((c for c in resolved.values() if c["scopes"] == ["inventory-service"] and str(c["type"]).startswith("pubsub.")), None)
+            r.eq(
+                "infra",
+                "dead-letter topic",
+                "servicebus deadLetterTopicName",
+                dlq,
+                "inventory-service DEAD_LETTER_TOPIC",
+                inv["dead_letter"],
+            )
+        r.eq(
+            "infra",
+            "Service Bus subscription",
+            "servicebus subscriptionName",
+            sub,
+            "subscriber app id",
+            "inventory-service",
+        )
+        sub_comp = next(
+            (
+                c
+                for c in resolved.values()
+                if c["scopes"] == ["inventory-service"] and str(c["type"]).startswith("pubsub.")
+            ),
+            None,
+        )
         if sub_comp is not None:
-            r.eq("infra", "Service Bus subscription", "servicebus subscriptionName", sub, "subscriber component consumerID", sub_comp["md"].get("consumerID", "inventory-service"))
+            r.eq(
+                "infra",
+                "Service Bus subscription",
+                "servicebus subscriptionName",
+                sub,
+                "subscriber component consumerID",
+                sub_comp["md"].get("consumerID", "inventory-service"),
+            )
         if "inventory-service" in eff and "keda_topics" in eff["inventory-service"]:
-            r.eq("infra", "KEDA topics", "inventory-service scale rules", eff["inventory-service"]["keda_topics"], "Service Bus topics", sorted([str(topic), str(dlq)]))
-            r.eq("infra", "KEDA subscriptions", "inventory-service scale rules", eff["inventory-service"]["keda_subscriptions"], "Service Bus subscription", [str(sub)])
-        for param, who in (("publisherPrincipalId", "order-service"), ("subscriberPrincipalId", "inventory-service")):
+            r.eq(
+                "infra",
+                "KEDA topics",
+                "inventory-service scale rules",
+                eff["inventory-service"]["keda_topics"],
+                "Service Bus topics",
+                sorted([str(topic), str(dlq)]),
+            )
+            r.eq(
+                "infra",
+                "KEDA subscriptions",
+                "inventory-service scale rules",
+                eff["inventory-service"]["keda_subscriptions"],
+                "Service Bus subscription",
+                [str(sub)],
+            )
+        for param, who in (
+            ("publisherPrincipalId", "order-service"),
+            ("subscriberPrincipalId", "inventory-service"),
+        ):
             got = repo.identity_of_expr(p.get(param), "principalId")
             r.eq("infra", f"Service Bus {param}", "main.bicep", got, "identity of", who)
     cos_calls = repo.module_call("cosmos.bicep")
@@ -491,12 +802,44 @@ def check_components(repo: Repo, r: Report, code: dict, eff: dict) -> None:
         r.err("infra", "main.bicep must deploy modules/cosmos.bicep exactly once")
     elif state:
         p = cos_calls[0].body.get("params") or {}
-        r.eq("infra", "Cosmos database", "cosmos databaseName", repo.resolve_main(p.get("databaseName")), "statestore database", state["md"].get("database"))
-        r.eq("infra", "Cosmos container", "cosmos containerName", repo.resolve_main(p.get("containerName")), "statestore collection", state["md"].get("collection"))
-        r.eq("infra", "Cosmos data contributor", "main.bicep", repo.identity_of_expr(p.get("dataContributorPrincipalId"), "principalId"), "state store app", (state["scopes"] or [None])[0])
+        r.eq(
+            "infra",
+            "Cosmos database",
+            "cosmos databaseName",
+            repo.resolve_main(p.get("databaseName")),
+            "statestore database",
+            state["md"].get("database"),
+        )
+        r.eq(
+            "infra",
+            "Cosmos container",
+            "cosmos containerName",
+            repo.resolve_main(p.get("containerName")),
+            "statestore collection",
+            state["md"].get("collection"),
+        )
+        r.eq(
+            "infra",
+            "Cosmos data contributor",
+            "main.bicep",
+            repo.identity_of_expr(p.get("dataContributorPrincipalId"), "principalId"),
+            "state store app",
+            (state["scopes"] or [None])[0],
+        )
     cosmos = repo.modules.get("cosmos.bicep")
-    for d in cosmos.resources("Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers") if cosmos else []:
-        r.eq("infra", "Cosmos partition key", "cosmos.bicep", get(d.body, "properties", "resource", "partitionKey", "paths"), "Dapr state.azure.cosmosdb", ["/partitionKey"])
+    for d in (
+        cosmos.resources("Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers")
+        if cosmos
+        else []
+    ):
+        r.eq(
+            "infra",
+            "Cosmos partition key",
+            "cosmos.bicep",
+            get(d.body, "properties", "resource", "partitionKey", "paths"),
+            "Dapr state.azure.cosmosdb",
+            ["/partitionKey"],
+        )
 
 
 ISO_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
@@ -536,30 +879,55 @@ def check_resiliency(repo: Repo, r: Report, eff: dict) -> None:
     comp_policies: dict[str, dict] = {}
     for fname, bf in repo.modules.items():
         symbols = {d.symbol: d for d in bf.decls}
-        for d in bf.resources("Microsoft.App/managedEnvironments/daprComponents/resiliencyPolicies"):
+        for d in bf.resources(
+            "Microsoft.App/managedEnvironments/daprComponents/resiliencyPolicies"
+        ):
             parent = symbols.get(str(d.body.get("parent")))
-            target = parent.body.get("name") if parent and parent.type == "Microsoft.App/managedEnvironments/daprComponents" else None
+            target = (
+                parent.body.get("name")
+                if parent and parent.type == "Microsoft.App/managedEnvironments/daprComponents"
+                else None
+            )
             if target not in comps:
-                r.err("infra", f"{fname}: resiliency policy {d.body.get('name')!r} is not attached to a Dapr component of this template (parent {d.body.get('parent')})")
+                r.err(
+                    "infra",
+                    f"{fname}: resiliency policy {d.body.get('name')!r} is not attached to a Dapr component of this template (parent {d.body.get('parent')})",
+                )
                 continue
             comp_policies[target] = d.body.get("properties") or {}
         for d in bf.resources("Microsoft.App/containerApps/resiliencyPolicies"):
             parent = symbols.get(str(d.body.get("parent")))
-            target = parent.body.get("name") if parent and parent.type == "Microsoft.App/containerApps" else None
+            target = (
+                parent.body.get("name")
+                if parent and parent.type == "Microsoft.App/containerApps"
+                else None
+            )
             if target not in SERVICES:
-                r.err("infra", f"{fname}: app resiliency policy {d.body.get('name')!r} is not attached to a container app of this template")
+                r.err(
+                    "infra",
+                    f"{fname}: app resiliency policy {d.body.get('name')!r} is not attached to a container app of this template",
+                )
             elif target not in APP_RESILIENCY:
-                r.err("infra", f"{fname}: app resiliency policy on {target}, expected only on {sorted(APP_RESILIENCY)}")
+                r.err(
+                    "infra",
+                    f"{fname}: app resiliency policy on {target}, expected only on {sorted(APP_RESILIENCY)}",
+                )
             else:
                 eff.setdefault(target, {})["resiliency"] = d.body.get("properties") or {}
     for name, direction in COMPONENT_RESILIENCY.items():
         pol = comp_policies.get(name)
         if pol is None:
-            r.err("infra", f"Dapr component {name!r} has no resiliency policy (without {direction} retries a failure is final)")
+            r.err(
+                "infra",
+                f"Dapr component {name!r} has no resiliency policy (without {direction} retries a failure is final)",
+            )
             continue
         retries = get(pol, direction, "httpRetryPolicy", "maxRetries")
         if not isinstance(retries, int) or retries < 1:
-            r.err("infra", f"Dapr component {name!r}: resiliency {direction} has no httpRetryPolicy.maxRetries >= 1")
+            r.err(
+                "infra",
+                f"Dapr component {name!r}: resiliency {direction} has no httpRetryPolicy.maxRetries >= 1",
+            )
         if not isinstance(get(pol, direction, "timeoutPolicy", "responseTimeoutInSeconds"), int):
             r.err("infra", f"Dapr component {name!r}: resiliency {direction} has no timeoutPolicy")
     for app in APP_RESILIENCY:
@@ -571,7 +939,9 @@ def check_resiliency(repo: Repo, r: Report, eff: dict) -> None:
         md = m.metadata_list(d.body.get("properties") or {})
         sb = repo.modules.get("servicebus.bicep")
         subs = sb.resources("Microsoft.ServiceBus/namespaces/topics/subscriptions") if sb else []
-        lock = min((iso_seconds(get(s.body, "properties", "lockDuration")) or 60 for s in subs), default=60)
+        lock = min(
+            (iso_seconds(get(s.body, "properties", "lockDuration")) or 60 for s in subs), default=60
+        )
         try:
             renew = int(md.get("lockRenewalInSec", 20))
             handler_timeout = int(md.get("handlerTimeoutInSec", 60))
@@ -581,14 +951,28 @@ def check_resiliency(repo: Repo, r: Report, eff: dict) -> None:
             r.err("infra", f"pubsub-inventory: Service Bus metadata is not a literal number ({e})")
             return
         if not 0 < renew < lock:
-            r.err("infra", f"pubsub-inventory lockRenewalInSec {renew} is not below the subscription lockDuration ({lock} s): locks would expire during retries")
+            r.err(
+                "infra",
+                f"pubsub-inventory lockRenewalInSec {renew} is not below the subscription lockDuration ({lock} s): locks would expire during retries",
+            )
         if handlers is None or active is None:
-            r.err("infra", "pubsub-inventory must bound maxConcurrentHandlers and maxActiveMessages (the defaults are unlimited / 1000)")
+            r.err(
+                "infra",
+                "pubsub-inventory must bound maxConcurrentHandlers and maxActiveMessages (the defaults are unlimited / 1000)",
+            )
         elif active < handlers:
-            r.err("infra", f"pubsub-inventory maxActiveMessages {active} < maxConcurrentHandlers {handlers}")
-        worst = retry_worst_case_seconds(get(comp_policies.get("pubsub-inventory") or {}, "inboundPolicy") or {})
+            r.err(
+                "infra",
+                f"pubsub-inventory maxActiveMessages {active} < maxConcurrentHandlers {handlers}",
+            )
+        worst = retry_worst_case_seconds(
+            get(comp_policies.get("pubsub-inventory") or {}, "inboundPolicy") or {}
+        )
         if worst is not None and handler_timeout <= worst:
-            r.err("infra", f"pubsub-inventory handlerTimeoutInSec {handler_timeout} <= worst-case inbound retry time {worst:.0f} s: the dead-letter publish would run on an expired context")
+            r.err(
+                "infra",
+                f"pubsub-inventory handlerTimeoutInSec {handler_timeout} <= worst-case inbound retry time {worst:.0f} s: the dead-letter publish would run on an expired context",
+            )
 
 
 def check_outcome_ttl(repo: Repo, r: Report, eff: dict) -> None:
@@ -598,38 +982,70 @@ def check_outcome_ttl(repo: Repo, r: Report, eff: dict) -> None:
     sb = repo.modules.get("servicebus.bicep")
     if "OUTCOME_TTL_SECONDS" not in env or not sb:
         return
-    ttls = [iso_seconds(get(d.body, "properties", "defaultMessageTimeToLive"))
-            for d in sb.resources("Microsoft.ServiceBus/namespaces/topics") + sb.resources("Microsoft.ServiceBus/namespaces/topics/subscriptions")]
+    ttls = [
+        iso_seconds(get(d.body, "properties", "defaultMessageTimeToLive"))
+        for d in sb.resources("Microsoft.ServiceBus/namespaces/topics")
+        + sb.resources("Microsoft.ServiceBus/namespaces/topics/subscriptions")
+    ]
     ttls = [x for x in ttls if x is not None]
     try:
         outcome = int(env["OUTCOME_TTL_SECONDS"])
     except (TypeError, ValueError):
-        r.err("infra", f"OUTCOME_TTL_SECONDS {env['OUTCOME_TTL_SECONDS']!r} is not a literal number")
+        r.err(
+            "infra", f"OUTCOME_TTL_SECONDS {env['OUTCOME_TTL_SECONDS']!r} is not a literal number"
+        )
         return
     if not ttls:
-        r.err("infra", "servicebus.bicep: no literal defaultMessageTimeToLive to compare OUTCOME_TTL_SECONDS with")
+        r.err(
+            "infra",
+            "servicebus.bicep: no literal defaultMessageTimeToLive to compare OUTCOME_TTL_SECONDS with",
+        )
     elif outcome <= max(ttls):
-        r.err("infra", f"OUTCOME_TTL_SECONDS {outcome} is not above the Service Bus message TTL ({max(ttls)} s)")
+        r.err(
+            "infra",
+            f"OUTCOME_TTL_SECONDS {outcome} is not above the Service Bus message TTL ({max(ttls)} s)",
+        )
 
 
 def check_main(repo: Repo, r: Report) -> None:
     main, pj = repo.main, repo.params_json
     if not main or not isinstance(pj, dict):
         return
-    given = (pj.get("parameters") or {})
+    given = pj.get("parameters") or {}
     for name in given:
         if name not in main.params:
-            r.err("azd", f"main.parameters.json passes {name!r}, which main.bicep does not declare (azd drops it silently)")
+            r.err(
+                "azd",
+                f"main.parameters.json passes {name!r}, which main.bicep does not declare (azd drops it silently)",
+            )
     for name, (_, default) in main.params.items():
         if default is None and name not in given:
-            r.err("azd", f"main.bicep param {name!r} has no default and no value in main.parameters.json")
+            r.err(
+                "azd",
+                f"main.bicep param {name!r} has no default and no value in main.parameters.json",
+            )
     for svc in SERVICES:
         pname = f"{camel(svc)}Exists"
         expected = f"${{SERVICE_{m.azd_env_key(svc)}_RESOURCE_EXISTS=false}}"
-        r.eq("azd", f"{svc} image-keeping parameter", f"main.parameters.json {pname}", get(given, pname, "value"), "azd variable", expected)
-        fetch = [c for c in main.modules() if c.ref == "modules/fetch-container-image.bicep" and get(c.body, "params", "name") == svc]
+        r.eq(
+            "azd",
+            f"{svc} image-keeping parameter",
+            f"main.parameters.json {pname}",
+            get(given, pname, "value"),
+            "azd variable",
+            expected,
+        )
+        fetch = [
+            c
+            for c in main.modules()
+            if c.ref == "modules/fetch-container-image.bicep"
+            and get(c.body, "params", "name") == svc
+        ]
         if len(fetch) != 1 or (fetch[0].condition or "").strip() != pname:
-            r.err("azd", f"main.bicep: no fetch-container-image module for {svc!r} deployed if ({pname})")
+            r.err(
+                "azd",
+                f"main.bicep: no fetch-container-image module for {svc!r} deployed if ({pname})",
+            )
     missing = REQUIRED_OUTPUTS - set(main.outputs)
     if missing:
         r.err("azd", f"main.bicep lacks outputs {sorted(missing)}")
@@ -645,6 +1061,42 @@ def check_main(repo: Repo, r: Report) -> None:
     used = set(re.findall(r"\babbrs\.(\w+)", main.text))
     for key in sorted(used - set(repo.abbrs or {})):
         r.err("infra", f"main.bicep uses abbrs.{key}, missing from abbreviations.json")
+
+
+def check_template_conventions(repo: Repo, r: Report) -> None:
+    """What an azd template is expected to have, which no other check would notice missing."""
+    main, pj = repo.main, repo.params_json
+    if not main or not isinstance(pj, dict):
+        return
+    # The region: only where every service exists, and azd's region prompt knows it is one.
+    decl = re.search(
+        r"((?:@[^\n]*\n|  [^\n]*\n|\)\n|\}\)\n|\]\)\n)*)param location string", main.text
+    )
+    head = decl.group(1) if decl else ""
+    if "@allowed(" not in head:
+        r.err("azd", "main.bicep param location has no @allowed list of regions")
+    if not re.search(r"type:\s*'location'", head):
+        r.err("azd", "main.bicep param location lacks @metadata({azd: {type: 'location'}})")
+    # The developer running azd gets data-plane read access, as azd templates give it.
+    given = pj.get("parameters") or {}
+    r.eq(
+        "azd",
+        "developer principal parameter",
+        "main.parameters.json principalId",
+        get(given, "principalId", "value"),
+        "azd variable",
+        "${AZURE_PRINCIPAL_ID}",
+    )
+    if not re.search(
+        r"module \w+ 'modules/developer-access\.bicep' = if \(!empty\(principalId\)\)", main.text
+    ):
+        r.err("azd", "main.bicep: no developer-access module deployed if (!empty(principalId))")
+    # azd logs in to the registry with an ARM-audience token: say so explicitly.
+    registry = repo.modules.get("registry.bicep")
+    if registry is not None and not re.search(
+        r"azureADAuthenticationAsArmPolicy:\s*\{\s*status:\s*'enabled'", registry.text
+    ):
+        r.err("infra", "registry.bicep: azureADAuthenticationAsArmPolicy is not explicitly enabled")
 
 
 def check_dockerfiles(repo: Repo, r: Report, eff: dict) -> None:
@@ -676,7 +1128,11 @@ def check_dockerfiles(repo: Repo, r: Report, eff: dict) -> None:
                 k, v = arg.split("=", 1)
                 args[k.strip()] = v.strip().strip('"')
         for img in df.all("FROM"):
-            ref = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda mm: args.get(mm[1] or mm[2], mm[0]), img.split()[0])
+            ref = re.sub(
+                r"\$\{(\w+)\}|\$(\w+)",
+                lambda mm, args=args: args.get(mm[1] or mm[2], mm[0]),
+                img.split()[0],
+            )
             tag = ref.split("@")[0].rsplit("/", 1)[-1]
             if "@sha256:" not in ref and (":" not in tag or tag.endswith(":latest")):
                 r.err("images", f"{where}: base image {ref} is not pinned to a version tag")
@@ -686,19 +1142,37 @@ def check_dockerfiles(repo: Repo, r: Report, eff: dict) -> None:
         else:
             build, final = stages[0], stages[-1]
             if ("COPY", ". .") not in build:
-                r.err("images", f"{where}: the build stage does not copy the whole workspace (COPY . .)")
+                r.err(
+                    "images",
+                    f"{where}: the build stage does not copy the whole workspace (COPY . .)",
+                )
             users = [a for i, a in final if i == "USER"]
             if not users or users[-1].split(":")[0] in ("root", "0"):
                 r.err("images", f"{where}: the runtime stage does not switch to a non-root USER")
             exposed = [int(p.split("/")[0]) for i, a in final if i == "EXPOSE" for p in a.split()]
             if svc in eff and eff[svc]["port"] is not None:
-                r.eq("images", f"{svc} port", f"{where} EXPOSE", exposed, "infra APP_PORT", [eff[svc]["port"]])
+                r.eq(
+                    "images",
+                    f"{svc} port",
+                    f"{where} EXPOSE",
+                    exposed,
+                    "infra APP_PORT",
+                    [eff[svc]["port"]],
+                )
     ignore = repo.root / ".dockerignore"
     if not ignore.is_file():
         r.err("images", ".dockerignore not found (the build context is the repository root)")
     else:
-        lines = {ln.strip().rstrip("/") for ln in ignore.read_text().splitlines() if ln.strip() and not ln.startswith("#")}
-        for needed, alts in (("target/", {"target", "**/target", "/target"}), (".git", {".git", "/.git"}), ("logs", {"*.log", "**/*.log"})):
+        lines = {
+            ln.strip().rstrip("/")
+            for ln in ignore.read_text().splitlines()
+            if ln.strip() and not ln.startswith("#")
+        }
+        for needed, alts in (
+            ("target/", {"target", "**/target", "/target"}),
+            (".git", {".git", "/.git"}),
+            ("logs", {"*.log", "**/*.log"}),
+        ):
             if not lines & alts:
                 r.err("images", f".dockerignore does not exclude {needed}")
 
@@ -763,12 +1237,28 @@ def check_local(repo: Repo, r: Report, code: dict) -> None:
             if aid in plan:
                 plan_app, plan_http = plan[aid]
                 r.eq("local", f"{aid} port", "dapr.yaml appPort", ap, "README port plan", plan_app)
-                r.eq("local", f"{aid} Dapr HTTP port", "dapr.yaml daprHTTPPort", hp, "README port plan", plan_http)
+                r.eq(
+                    "local",
+                    f"{aid} Dapr HTTP port",
+                    "dapr.yaml daprHTTPPort",
+                    hp,
+                    "README port plan",
+                    plan_http,
+                )
             else:
                 r.err("local", f"README port plan has no row for {aid}")
             if "APP_PORT" in env:
-                r.eq("local", f"{aid} port", "dapr.yaml appPort", ap, "dapr.yaml env APP_PORT", str(env["APP_PORT"]) and int(env["APP_PORT"]))
-            if ap is not None and common.get("appHealthCheckPath", a.get("appHealthCheckPath")) not in (None, "/healthz"):
+                r.eq(
+                    "local",
+                    f"{aid} port",
+                    "dapr.yaml appPort",
+                    ap,
+                    "dapr.yaml env APP_PORT",
+                    str(env["APP_PORT"]) and int(env["APP_PORT"]),
+                )
+            if ap is not None and common.get(
+                "appHealthCheckPath", a.get("appHealthCheckPath")
+            ) not in (None, "/healthz"):
                 r.err("local", f"dapr.yaml {aid}: app health checks must use /healthz")
             if ap in ports:
                 r.err("local", f"dapr.yaml: appPort {ap} used by {ports[ap]} and {aid} (same host)")
@@ -781,35 +1271,54 @@ def check_local(repo: Repo, r: Report, code: dict) -> None:
     comp_dir = repo.root / "components"
     docs = []
     if not comp_dir.is_dir():
-        r.err("local", "components/ not found (local Dapr components pubsub, statestore and a Resiliency)")
+        r.err(
+            "local",
+            "components/ not found (local Dapr components pubsub, statestore and a Resiliency)",
+        )
         return
     for p in sorted(comp_dir.glob("*.y*ml")):
         try:
             docs += [(p.name, d) for d in m.load_yaml_all(p) if isinstance(d, dict)]
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - an unreadable component is a finding
             r.err("local", f"components/{p.name}: {e}")
     comps = {get(d, "metadata", "name"): (f, d) for f, d in docs if d.get("kind") == "Component"}
     if not any(d.get("kind") == "Resiliency" for _, d in docs):
         r.err("local", "components/ has no Resiliency resource")
     for f, d in docs:
         if d.get("kind") == "Resiliency":
-            for target in (get(d, "spec", "targets", "components") or {}):
+            for target in get(d, "spec", "targets", "components") or {}:
                 if target not in comps:
-                    r.err("local", f"components/{f}: Resiliency targets component {target!r}, which is not defined")
-            for target in (get(d, "spec", "targets", "apps") or {}):
+                    r.err(
+                        "local",
+                        f"components/{f}: Resiliency targets component {target!r}, which is not defined",
+                    )
+            for target in get(d, "spec", "targets", "apps") or {}:
                 if target not in SERVICES:
-                    r.err("local", f"components/{f}: Resiliency targets app {target!r}, which is not an app id")
-    for svc, kind, prefix in (("order-service", "pubsub", "pubsub."), ("inventory-service", "pubsub", "pubsub."), ("inventory-service", "state", "state.")):
+                    r.err(
+                        "local",
+                        f"components/{f}: Resiliency targets app {target!r}, which is not an app id",
+                    )
+    for svc, kind, prefix in (
+        ("order-service", "pubsub", "pubsub."),
+        ("inventory-service", "pubsub", "pubsub."),
+        ("inventory-service", "state", "state."),
+    ):
         env_name = ENV_OVERRIDES[kind]
         used = local_env.get(svc, {}).get(env_name, code.get(svc, {}).get(kind))
         if used is None:
             continue
         if used not in comps:
-            r.err("local", f"{svc} uses Dapr component {used!r} locally, components/ defines {sorted(map(str, comps))}")
+            r.err(
+                "local",
+                f"{svc} uses Dapr component {used!r} locally, components/ defines {sorted(map(str, comps))}",
+            )
             continue
         f, d = comps[used]
         if not str(get(d, "spec", "type", default="")).startswith(prefix):
-            r.err("local", f"components/{f}: {used!r} is {get(d, 'spec', 'type')}, {svc} uses it as {kind}")
+            r.err(
+                "local",
+                f"components/{f}: {used!r} is {get(d, 'spec', 'type')}, {svc} uses it as {kind}",
+            )
         scopes = d.get("scopes")
         if scopes and svc not in scopes:
             r.err("local", f"components/{f}: {used!r} is not scoped to {svc} (scopes {scopes})")
@@ -820,7 +1329,10 @@ def check_local(repo: Repo, r: Report, code: dict) -> None:
 
 
 def check_skips(repo: Repo, r: Report) -> None:
-    files = [repo.root / "infra" / "main.bicep", *sorted((repo.root / "infra" / "modules").glob("*.bicep"))]
+    files = [
+        repo.root / "infra" / "main.bicep",
+        *sorted((repo.root / "infra" / "modules").glob("*.bicep")),
+    ]
     files += [repo.root / s / "Dockerfile" for s in SERVICES]
     for p in files:
         if not p.is_file():
@@ -828,7 +1340,10 @@ def check_skips(repo: Repo, r: Report) -> None:
         for n, line in enumerate(p.read_text().splitlines(), 1):
             mm = re.search(r"checkov:skip=([A-Z0-9_]+)(?::\s*(.*))?", line)
             if mm and len((mm[2] or "").strip()) < 30:
-                r.err("checkov", f"{p.relative_to(repo.root)}:{n}: skip of {mm[1]} without a real justification")
+                r.err(
+                    "checkov",
+                    f"{p.relative_to(repo.root)}:{n}: skip of {mm[1]} without a real justification",
+                )
 
 
 def run(root: Path) -> list[str]:
@@ -837,6 +1352,7 @@ def run(root: Path) -> list[str]:
     steps = [
         ("azure.yaml", lambda: check_azure_yaml(repo, r)),
         ("main.bicep", lambda: check_main(repo, r)),
+        ("template conventions", lambda: check_template_conventions(repo, r)),
         ("checkov skips", lambda: check_skips(repo, r)),
     ]
     code: dict = {}
@@ -849,12 +1365,12 @@ def run(root: Path) -> list[str]:
         check_outcome_ttl(repo, r, eff)
         check_dockerfiles(repo, r, eff)
         check_local(repo, r, code)
-    except Exception:  # a crash is a failure with its reason, never a pass
+    except Exception:  # noqa: BLE001 - a crash is a failure with its reason, never a pass
         r.err("internal", "check crashed:\n" + traceback.format_exc())
     for name, step in steps:
         try:
             step()
-        except Exception:
+        except Exception:  # noqa: BLE001 - as above
             r.err("internal", f"{name} check crashed:\n" + traceback.format_exc())
     return r.errors
 

@@ -1,13 +1,10 @@
-//! Configuration, read once from the environment at start-up.
+//! What `inventory-service` reads from the environment beyond what every service reads
+//! ([`service_kit::ServiceConfig`]), once at start-up.
 
 use std::time::Duration;
 
-use service_kit::dapr::DaprConfig;
 use service_kit::env::{self, ConfigError, Vars};
-use service_kit::http::HttpConfig;
 use service_kit::input;
-use service_kit::runtime::Threads;
-use service_kit::telemetry::LogFormat;
 
 use crate::store::{DEFAULT_OUTCOME_TTL, MAX_STOCK};
 
@@ -34,23 +31,13 @@ pub const DEFAULT_STATE_STORE_NAME: &str = "statestore";
 /// to record them where an operator can read them (`GET /deadletters`).
 pub const DEAD_LETTER_TOPIC: &str = "OrderPlaced-deadletter";
 
-/// Everything `inventory-service` reads from the environment.
+/// `inventory-service`'s own settings.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `APP_PORT`, default 5001.
-    pub port: u16,
     /// `PUBSUB_NAME`, default `pubsub`.
     pub pubsub_name: String,
     /// `STATE_STORE_NAME`, default `statestore`.
     pub state_store_name: String,
-    /// Where the sidecar is.
-    pub dapr: DaprConfig,
-    /// `LOG_FORMAT`.
-    pub log_format: LogFormat,
-    /// `TOKIO_WORKER_THREADS`: one thread unless set.
-    pub threads: Threads,
-    /// `APP_API_TOKEN`, `APP_API_TOKEN_REQUIRED`.
-    pub http: HttpConfig,
     /// `INITIAL_STOCK`: items to create at start-up, in the order given; empty when unset.
     pub initial_stock: Vec<(String, u64)>,
     /// `OUTCOME_TTL_SECONDS`, default 30 days.
@@ -61,14 +48,9 @@ impl Config {
     /// Reads the configuration from `vars`.
     pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
         Ok(Self {
-            port: vars.port_or(env::APP_PORT, DEFAULT_PORT)?,
             pubsub_name: vars.identifier_or(env::PUBSUB_NAME, DEFAULT_PUBSUB_NAME)?,
             state_store_name: vars
                 .identifier_or(env::STATE_STORE_NAME, DEFAULT_STATE_STORE_NAME)?,
-            dapr: DaprConfig::from_vars(vars)?,
-            log_format: LogFormat::from_vars(vars)?,
-            threads: Threads::from_vars(vars)?,
-            http: HttpConfig::from_vars(vars)?,
             initial_stock: match vars.get(INITIAL_STOCK) {
                 Some(raw) => parse_initial_stock(&raw)?,
                 None => Vec::new(),
@@ -122,11 +104,13 @@ fn outcome_ttl(vars: &Vars) -> Result<Duration, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use service_kit::ServiceConfig;
 
     #[test]
     fn defaults_match_the_tutorial() {
         let config = Config::from_vars(&Vars::from_pairs(&[])).unwrap();
-        assert_eq!(config.port, 5001);
+        let common = ServiceConfig::from_vars(&Vars::from_pairs(&[]), Some(DEFAULT_PORT)).unwrap();
+        assert_eq!(common.port, Some(5001));
         assert_eq!(config.pubsub_name, "pubsub");
         assert_eq!(config.state_store_name, "statestore");
     }
@@ -194,16 +178,17 @@ mod tests {
     #[test]
     fn a_required_token_must_be_set() {
         let required = [(env::APP_API_TOKEN_REQUIRED, "true")];
-        let err = Config::from_vars(&Vars::from_pairs(&required)).unwrap_err();
+        let config = |pairs| ServiceConfig::from_vars(&Vars::from_pairs(pairs), Some(DEFAULT_PORT));
+        let err = config(&required).unwrap_err();
         assert_eq!(err.name, env::APP_API_TOKEN_REQUIRED);
         assert!(
             err.to_string().contains("APP_API_TOKEN is unset or empty"),
             "{err}"
         );
-        let config = Config::from_vars(&Vars::from_pairs(&[
+        let config = config(&[
             (env::APP_API_TOKEN_REQUIRED, "true"),
             (env::APP_API_TOKEN, "t"),
-        ]))
+        ])
         .unwrap();
         assert!(config.http.app_api_token.is_some());
     }

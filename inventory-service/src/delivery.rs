@@ -16,6 +16,9 @@ use serde_json::{Map, Value, json};
 use service_kit::TraceContext;
 use service_kit::events::OrderPlaced;
 
+use crate::config::DEAD_LETTER_TOPIC;
+use crate::store::{Decided, Status, StoreError};
+
 /// Largest delivery read; Dapr's own default limit is 4 MiB. Anything larger is dropped.
 pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 
@@ -156,6 +159,108 @@ impl IntoResponse for Verdict {
                 Json(json!({ "status": "DROP", "reason": reason })),
             )
                 .into_response(),
+        }
+    }
+}
+
+/// What became of one `OrderPlaced` delivery: it logs its line and gives Dapr its answer.
+#[derive(Debug)]
+pub enum Delivered {
+    /// The body was too large or could not be read: dropped.
+    Unreadable,
+    /// The event can never be applied: dropped to the dead-letter topic.
+    Malformed {
+        /// Why.
+        reason: String,
+        /// The CloudEvent id, when there is one.
+        event_id: Option<String>,
+    },
+    /// The order was decided, now or (a duplicate) before.
+    Decided {
+        /// The outcome.
+        decided: Decided,
+        /// The delivery's CloudEvent id.
+        event_id: Option<String>,
+    },
+    /// The state store failed: Dapr retries.
+    NotProcessed {
+        /// The order.
+        order: OrderPlaced,
+        /// What failed.
+        error: StoreError,
+    },
+}
+
+impl Delivered {
+    /// The delivery of `order` that [`crate::store::Inventory::apply`] answered with `result`.
+    pub fn new(
+        order: OrderPlaced,
+        event_id: Option<String>,
+        result: Result<Decided, StoreError>,
+    ) -> Self {
+        match result {
+            Ok(decided) => Self::Decided { decided, event_id },
+            Err(error) => Self::NotProcessed { order, error },
+        }
+    }
+
+    /// Logs the delivery's line (its trace id comes from the request span).
+    pub fn log(&self) {
+        match self {
+            Self::Unreadable => tracing::warn!(
+                "Dropping OrderPlaced event: larger than {MAX_EVENT_BYTES} bytes or unreadable"
+            ),
+            Self::Malformed { reason, event_id } => tracing::warn!(
+                event_id = event_id.as_deref(),
+                "Dropping malformed OrderPlaced event to {DEAD_LETTER_TOPIC}: {reason}"
+            ),
+            Self::Decided { decided, event_id } => {
+                let o = &decided.outcome;
+                match (decided.duplicate, o.status) {
+                    (false, Status::Applied) => tracing::info!(
+                        "Processed OrderPlaced event. orderId={}, itemId={}, ordered={}, remaining={}",
+                        o.order_id,
+                        o.item_id,
+                        o.quantity,
+                        o.remaining
+                    ),
+                    (false, Status::Rejected) => tracing::warn!(
+                        "Rejected OrderPlaced event. orderId={}, itemId={}, ordered={}, available={}",
+                        o.order_id,
+                        o.item_id,
+                        o.quantity,
+                        o.remaining
+                    ),
+                    (true, status) => tracing::info!(
+                        event_id = event_id.as_deref(),
+                        "Skipped duplicate OrderPlaced event. orderId={}, itemId={}, already {}",
+                        o.order_id,
+                        o.item_id,
+                        match status {
+                            Status::Applied => "applied",
+                            Status::Rejected => "rejected",
+                        }
+                    ),
+                }
+            }
+            Self::NotProcessed { order, error } => tracing::warn!(
+                "OrderPlaced event not processed, Dapr will retry it. orderId={}, itemId={}: {error}",
+                order.order_id,
+                order.item_id
+            ),
+        }
+    }
+
+    /// The answer Dapr acts on: a decided order is done, a store failure is retried, anything
+    /// else is dropped.
+    pub fn into_verdict(self) -> Verdict {
+        match self {
+            Self::Unreadable => Verdict::Drop(format!(
+                "the event is larger than {MAX_EVENT_BYTES} bytes or unreadable"
+            )),
+            Self::Malformed { reason, .. } => Verdict::Drop(reason),
+            Self::Decided { .. } => Verdict::Success,
+            Self::NotProcessed { error, .. } => Verdict::Retry(error.to_string()),
         }
     }
 }

@@ -37,10 +37,8 @@ use service_kit::input::{self, JsonObject};
 use service_kit::{ApiError, TraceContext};
 
 use crate::config::DEAD_LETTER_TOPIC;
-use crate::delivery::{Delivery, MAX_EVENT_BYTES, Verdict};
-use crate::store::{
-    Applied, DeadLetter, DeadLetters, Inventory, MAX_STOCK, Outcome, Status, StoreError,
-};
+use crate::delivery::{Delivered, Delivery, MAX_EVENT_BYTES, Verdict};
+use crate::store::{DeadLetter, DeadLetters, Inventory, MAX_STOCK, Outcome, StoreError};
 
 /// Largest body accepted by the stock endpoint.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -88,6 +86,41 @@ pub fn app(state: AppState) -> Router {
         )
         .with_state(state);
     http::finish(public, sidecar_only, &http_config)
+}
+
+/// `POST /orders`: one `OrderPlaced` delivery, applied exactly once (the tutorial's handler).
+async fn on_order_placed(
+    State(state): State<AppState>,
+    trace: TraceContext,
+    body: Body,
+) -> Verdict {
+    let delivered = match axum::body::to_bytes(body, MAX_EVENT_BYTES).await {
+        Err(_) => Delivered::Unreadable,
+        Ok(bytes) => match delivery::classify(&bytes) {
+            Delivery::Malformed { reason, event_id } => Delivered::Malformed { reason, event_id },
+            Delivery::Order {
+                order,
+                event_id,
+                trace: event_trace,
+            } => {
+                // The delivery's own traceparent is a child of the event's; fall back to the
+                // event's.
+                let trace = if trace.trace_id().is_some() {
+                    trace
+                } else {
+                    event_trace.record_in_span();
+                    event_trace
+                };
+                let result = state
+                    .inventory
+                    .apply(&order, event_id.as_deref(), &trace)
+                    .await;
+                Delivered::new(order, event_id, result)
+            }
+        },
+    };
+    delivered.log();
+    delivered.into_verdict()
 }
 
 /// Why an inventory request failed.
@@ -174,12 +207,9 @@ async fn set_stock(
     JsonObject(body): JsonObject,
 ) -> Result<Json<Stock>, Error> {
     let item = item_id(&raw_item)?;
-    let quantity = input::non_negative_integer(&body, "quantity", MAX_STOCK)?;
+    let quantity = input::integer(&body, "quantity", 0..=MAX_STOCK)?;
     state.inventory.set_stock(item, quantity, &trace).await?;
-    tracing::info!(
-        trace_id = trace.log_field(),
-        "Stock set. itemId={item}, quantity={quantity}"
-    );
+    tracing::info!("Stock set. itemId={item}, quantity={quantity}");
     Ok(Json(Stock {
         item_id: raw_item,
         quantity,
@@ -223,104 +253,6 @@ async fn subscriptions(State(state): State<AppState>) -> Json<Value> {
     ]))
 }
 
-/// `POST /orders`: one `OrderPlaced` delivery.
-async fn on_order_placed(
-    State(state): State<AppState>,
-    header_trace: TraceContext,
-    body: Body,
-) -> Verdict {
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_EVENT_BYTES).await else {
-        tracing::warn!(
-            trace_id = header_trace.log_field(),
-            "Dropping OrderPlaced event: larger than {MAX_EVENT_BYTES} bytes or unreadable"
-        );
-        return Verdict::Drop(format!(
-            "the event is larger than {MAX_EVENT_BYTES} bytes or unreadable"
-        ));
-    };
-    let (order, event_id, event_trace) = match delivery::classify(&bytes) {
-        Delivery::Order {
-            order,
-            event_id,
-            trace,
-        } => (order, event_id, trace),
-        Delivery::Malformed { reason, event_id } => {
-            tracing::warn!(
-                trace_id = header_trace.log_field(),
-                event_id = event_id.as_deref(),
-                "Dropping malformed OrderPlaced event to {DEAD_LETTER_TOPIC}: {reason}"
-            );
-            return Verdict::Drop(reason);
-        }
-    };
-    // The delivery's own traceparent is a child of the event's; fall back to the event's.
-    let trace = if header_trace.trace_id().is_some() {
-        header_trace
-    } else {
-        event_trace
-    };
-    match state
-        .inventory
-        .apply(&order, event_id.as_deref(), &trace)
-        .await
-    {
-        Ok(Applied {
-            outcome,
-            duplicate: false,
-        }) if outcome.status == Status::Applied => {
-            tracing::info!(
-                trace_id = trace.log_field(),
-                "Processed OrderPlaced event. orderId={}, itemId={}, ordered={}, remaining={}",
-                outcome.order_id,
-                outcome.item_id,
-                outcome.quantity,
-                outcome.remaining
-            );
-            Verdict::Success
-        }
-        Ok(Applied {
-            outcome,
-            duplicate: false,
-        }) => {
-            tracing::warn!(
-                trace_id = trace.log_field(),
-                "Rejected OrderPlaced event. orderId={}, itemId={}, ordered={}, available={}",
-                outcome.order_id,
-                outcome.item_id,
-                outcome.quantity,
-                outcome.remaining
-            );
-            Verdict::Success
-        }
-        Ok(Applied {
-            outcome,
-            duplicate: true,
-        }) => {
-            tracing::info!(
-                trace_id = trace.log_field(),
-                event_id = event_id.as_deref(),
-                "Skipped duplicate OrderPlaced event. orderId={}, itemId={}, already {}",
-                outcome.order_id,
-                outcome.item_id,
-                match outcome.status {
-                    Status::Applied => "applied",
-                    Status::Rejected => "rejected",
-                }
-            );
-            Verdict::Success
-        }
-        Err(e) => {
-            tracing::warn!(
-                trace_id = trace.log_field(),
-                "OrderPlaced event not processed, Dapr will retry it. orderId={}, itemId={}: {e}",
-                order.order_id,
-                order.item_id
-            );
-            Verdict::Retry(e.to_string())
-        }
-    }
-}
-
 /// `POST /deadletters`: an event Dapr moved to the dead-letter topic. It is recorded (and never
 /// dropped: if recording fails, Dapr retries).
 async fn on_dead_letter(State(state): State<AppState>, trace: TraceContext, body: Body) -> Verdict {
@@ -341,7 +273,6 @@ async fn on_dead_letter(State(state): State<AppState>, trace: TraceContext, body
         Ok(new) => {
             if new {
                 tracing::warn!(
-                    trace_id = trace.log_field(),
                     event_id = letter.event_id.as_deref(),
                     payload = %letter.payload,
                     "Recorded dead-lettered OrderPlaced event: {}",

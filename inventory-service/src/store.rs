@@ -130,9 +130,10 @@ pub enum Seeded {
     Kept(u64),
 }
 
-/// The result of [`Inventory::apply`].
+/// The result of [`Inventory::apply`]: the order's outcome (applied or rejected), and whether it
+/// had been decided before.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Applied {
+pub struct Decided {
     /// The order's outcome: decided now, or earlier for a duplicate.
     pub outcome: Outcome,
     /// Whether the order had been decided before (a redelivery or a republish).
@@ -324,7 +325,7 @@ impl Inventory {
         order: &OrderPlaced,
         event_id: Option<&str>,
         trace: &TraceContext,
-    ) -> Result<Applied, StoreError> {
+    ) -> Result<Decided, StoreError> {
         let item_id = order.item_id.as_str();
         let _guard = self.lock_for(item_id).lock().await;
         self.update(
@@ -336,7 +337,7 @@ impl Inventory {
                     .find_outcome(&doc, item_id, &order.order_id, trace)
                     .await?
                 {
-                    return Ok(Change::Keep(Applied {
+                    return Ok(Change::Keep(Decided {
                         outcome: known,
                         duplicate: true,
                     }));
@@ -352,7 +353,7 @@ impl Inventory {
                 doc.recent.push_back(outcome.clone());
                 Ok(Change::Write(
                     doc,
-                    Applied {
+                    Decided {
                         outcome,
                         duplicate: false,
                     },

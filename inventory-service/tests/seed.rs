@@ -13,27 +13,13 @@ use inventory_service::store::Inventory;
 use serde_json::json;
 use service_kit::DaprClient;
 use service_kit::dapr::DaprConfig;
+use test_kit::{client, ready_sidecar};
 use wiremock::matchers::{body_json, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const ITEM1: &str = "/v1.0/state/statestore/item%3Aitem1";
 const ITEM2: &str = "/v1.0/state/statestore/item%3Aitem2";
 const SAVE_PATH: &str = "/v1.0/state/statestore";
-
-/// A sidecar that is ready.
-async fn ready_sidecar() -> MockServer {
-    let sidecar = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v1.0/healthz/outbound"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&sidecar)
-        .await;
-    sidecar
-}
-
-fn client(sidecar: &MockServer) -> DaprClient {
-    DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap()
-}
 
 async fn seed(sidecar: &MockServer, items: &[(&str, u64)]) -> Result<(), SeedError> {
     let dapr = client(sidecar);
@@ -54,19 +40,12 @@ fn create(item: &str, quantity: u64) -> serde_json::Value {
 }
 
 async fn saves(sidecar: &MockServer) -> Vec<serde_json::Value> {
-    sidecar
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.method.as_str() == "POST" && r.url.path() == SAVE_PATH)
-        .map(|r| serde_json::from_slice(&r.body).unwrap())
-        .collect()
+    test_kit::posted(sidecar, SAVE_PATH).await
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_new_item_is_created_once_with_a_create_only_write() {
-    let (logs, _guard) = service_kit::testing::capture_logs();
+    let (logs, _guard) = test_kit::capture_logs();
     let sidecar = ready_sidecar().await;
     Mock::given(method("GET"))
         .and(path(ITEM1))
@@ -94,7 +73,7 @@ async fn a_new_item_is_created_once_with_a_create_only_write() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn an_existing_item_keeps_its_stock_and_nothing_is_written() {
-    let (logs, _guard) = service_kit::testing::capture_logs();
+    let (logs, _guard) = test_kit::capture_logs();
     let sidecar = ready_sidecar().await;
     Mock::given(method("GET"))
         .and(path(ITEM1))
@@ -125,7 +104,7 @@ async fn an_existing_item_keeps_its_stock_and_nothing_is_written() {
 async fn lost_create_race(
     lost_race: ResponseTemplate,
 ) -> (MockServer, Result<(), SeedError>, String) {
-    let (logs, _guard) = service_kit::testing::capture_logs();
+    let (logs, _guard) = test_kit::capture_logs();
     let sidecar = ready_sidecar().await;
     Mock::given(method("GET"))
         .and(path(ITEM1))
@@ -187,7 +166,7 @@ async fn a_create_lost_to_another_replica_on_cosmos_keeps_what_it_wrote() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn each_item_is_decided_on_its_own() {
-    let (logs, _guard) = service_kit::testing::capture_logs();
+    let (logs, _guard) = test_kit::capture_logs();
     let sidecar = ready_sidecar().await;
     Mock::given(method("GET"))
         .and(path(ITEM1))
@@ -220,7 +199,7 @@ async fn each_item_is_decided_on_its_own() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_failing_state_store_is_retried_until_it_answers() {
-    let (logs, _guard) = service_kit::testing::capture_logs();
+    let (logs, _guard) = test_kit::capture_logs();
     let sidecar = ready_sidecar().await;
     Mock::given(method("GET"))
         .and(path(ITEM1))

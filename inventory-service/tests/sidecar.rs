@@ -10,25 +10,23 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
 use inventory_service::store::{Inventory, RECENT_OUTCOMES};
 use inventory_service::{AppState, app};
 use serde_json::{Value, json};
 use service_kit::DaprClient;
 use service_kit::dapr::DaprConfig;
 use service_kit::http::HttpConfig;
-use tower::ServiceExt;
+use test_kit::{call as send, call_text as send_text};
 use wiremock::matchers::{method, path, query_param};
-use wiremock::{Mock, MockServer, Request as Seen, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const ITEM_PATH: &str = "/v1.0/state/statestore/item%3Aitem1";
 const ORDER_PATH: &str = "/v1.0/state/statestore/order%3Aitem1%3Aorder-1001";
 const SAVE_PATH: &str = "/v1.0/state/statestore";
 
 fn router(sidecar: &MockServer) -> Router {
-    let dapr = DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap();
     app(AppState {
-        inventory: Inventory::new(dapr, "statestore"),
+        inventory: Inventory::new(test_kit::client(sidecar), "statestore"),
         pubsub_name: "pubsub".to_owned(),
         http: HttpConfig::default(),
     })
@@ -45,16 +43,6 @@ fn cloud_event(data: Value) -> String {
 
 fn order_event() -> String {
     cloud_event(json!({"orderId": "order-1001", "itemId": "item1", "quantity": 10}))
-}
-
-async fn send(router: Router, req: Request<Body>) -> (StatusCode, Value) {
-    let resp = router.oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
 }
 
 async fn deliver(sidecar: &MockServer, body: String) -> (StatusCode, Value) {
@@ -97,14 +85,7 @@ async fn saves_answer(sidecar: &MockServer, answer: ResponseTemplate) {
 }
 
 async fn saves(sidecar: &MockServer) -> Vec<Value> {
-    sidecar
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.method.as_str() == "POST" && r.url.path() == SAVE_PATH)
-        .map(|r: &Seen| serde_json::from_slice(&r.body).unwrap())
-        .collect()
+    test_kit::posted(sidecar, SAVE_PATH).await
 }
 
 #[tokio::test]
@@ -618,13 +599,6 @@ async fn the_subscription_matches_the_tutorial_plus_a_dead_letter_topic() {
              "metadata": {"rawPayload": "true"}}
         ])
     );
-}
-
-async fn send_text(router: Router, req: Request<Body>) -> (StatusCode, String) {
-    let resp = router.oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8(bytes.to_vec()).unwrap())
 }
 
 #[tokio::test]

@@ -8,15 +8,11 @@
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use http_body_util::BodyExt;
 use inventory_service::store::Inventory;
 use inventory_service::{AppState, app};
 use serde_json::{Value, json};
-use service_kit::DaprClient;
-use service_kit::dapr::DaprConfig;
 use service_kit::env::Secret;
 use service_kit::http::HttpConfig;
-use tower::ServiceExt;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -55,9 +51,8 @@ async fn sidecar() -> MockServer {
 }
 
 fn router(sidecar: &MockServer) -> Router {
-    let dapr = DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap();
     app(AppState {
-        inventory: Inventory::new(dapr, "statestore"),
+        inventory: Inventory::new(test_kit::client(sidecar), "statestore"),
         pubsub_name: "pubsub".to_owned(),
         http: HttpConfig {
             app_api_token: Some(Secret::new(TOKEN)),
@@ -109,16 +104,7 @@ async fn call(
     if let Some(t) = token {
         req = req.header("dapr-api-token", t);
     }
-    let resp = router(sidecar)
-        .oneshot(req.body(Body::from(body)).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    test_kit::call(router(sidecar), req.body(Body::from(body)).unwrap()).await
 }
 
 async fn writes(sidecar: &MockServer) -> usize {

@@ -5,16 +5,16 @@
 //! object with a positive integer `orderId` is refused with a 4xx JSON error naming the problem,
 //! and the refusal is logged at WARN with its reason and trace id.
 
-pub mod config;
-
 use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Serialize;
+use service_kit::ApiError;
 use service_kit::http::{self, HttpConfig};
 use service_kit::input::{self, JsonObject};
-use service_kit::{ApiError, TraceContext};
 
+/// Port the tutorial's callee listens on.
+pub const DEFAULT_PORT: u16 = 5001;
 /// Largest request body accepted; an order is a few bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Largest orderId accepted: 2^53 - 1, the largest integer every JSON client (JavaScript
@@ -52,26 +52,19 @@ pub struct Received {
 }
 
 /// `POST /orders` with `{"orderId": <positive integer>}`.
-async fn receive_order(
-    trace: TraceContext,
-    body: Result<JsonObject, ApiError>,
-) -> Result<Json<Received>, ApiError> {
+async fn receive_order(body: Result<JsonObject, ApiError>) -> Result<Json<Received>, ApiError> {
     let order_id = body
-        .and_then(|JsonObject(body)| input::positive_integer(&body, "orderId", MAX_ORDER_ID))
+        .and_then(|JsonObject(body)| input::integer(&body, "orderId", 1..=MAX_ORDER_ID))
         .inspect_err(|refusal| {
             // The caller may never show the answer's body (`dapr invoke` prints only the status),
             // so the reason is logged here too.
             tracing::warn!(
-                trace_id = trace.log_field(),
                 status = refusal.status().as_u16(),
                 "Order refused: {}",
                 refusal.message()
             );
         })?;
-    tracing::info!(
-        trace_id = trace.log_field(),
-        "Order received: {{ orderId: {order_id} }}"
-    );
+    tracing::info!("Order received: {{ orderId: {order_id} }}");
     Ok(Json(Received {
         order_id,
         status: "received",

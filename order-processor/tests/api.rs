@@ -10,6 +10,7 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use order_processor::{AppState, MAX_BODY_BYTES, app};
 use serde_json::{Value, json};
+use test_kit::call;
 use tower::ServiceExt;
 
 fn router() -> Router {
@@ -21,16 +22,9 @@ async fn post_orders(content_type: Option<&str>, body: impl Into<Body>) -> (Stat
     if let Some(ct) = content_type {
         req = req.header(header::CONTENT_TYPE, ct);
     }
-    let resp = router()
-        .oneshot(req.body(body.into()).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).expect("every answer is JSON"),
-    )
+    let (status, json) = call(router(), req.body(body.into()).unwrap()).await;
+    assert!(!json.is_null(), "every answer is JSON");
+    (status, json)
 }
 
 async fn post_json(body: &str) -> (StatusCode, Value) {
@@ -141,7 +135,7 @@ async fn health_is_200() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn each_order_is_logged_with_the_tutorials_line_and_bad_ones_are_not() {
-    let (logs, _guard) = service_kit::testing::capture_logs();
+    let (logs, _guard) = test_kit::capture_logs();
 
     post_json(r#"{"orderId":1}"#).await;
     post_json(r#"{"orderId":-1}"#).await;
@@ -202,7 +196,7 @@ async fn with_a_token_configured_orders_are_sidecar_only() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn each_refused_order_is_logged_at_warn_with_its_reason_and_trace_id() {
-    let (logs, _guard) = service_kit::testing::capture_logs();
+    let (logs, _guard) = test_kit::capture_logs();
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let refused = |content_type: &'static str, body: &'static str| {
         Request::post("/orders")

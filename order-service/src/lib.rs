@@ -50,6 +50,36 @@ pub fn app(state: AppState) -> Router {
     http::finish(public, sidecar_only, &http_config)
 }
 
+/// `POST /order` with `{"orderId": "...", "itemId": "...", "quantity": n}`.
+async fn place_order(
+    State(state): State<AppState>,
+    trace: TraceContext,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Published>, Error> {
+    let event = OrderPlaced::from_json(&body)?;
+    // Continue the caller's trace, or start one, so inventory-service logs the same trace id.
+    let trace = trace.or_new_root();
+    trace.record_in_span();
+    if let Err(e) = state
+        .dapr
+        .publish(&state.pubsub_name, events::TOPIC, &event, &trace)
+        .await
+    {
+        tracing::error!(order_id = %event.order_id, "publishing OrderPlaced failed: {e}");
+        return Err(e.into());
+    }
+    tracing::info!(
+        "Published OrderPlaced event. orderId={}, itemId={}, quantity={}",
+        event.order_id,
+        event.item_id,
+        event.quantity
+    );
+    Ok(Json(Published {
+        message: "OrderPlaced event published",
+        event,
+    }))
+}
+
 /// Why an order was not published.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -109,34 +139,4 @@ pub struct Published {
     pub message: &'static str,
     /// The event as published.
     pub event: OrderPlaced,
-}
-
-/// `POST /order` with `{"orderId": "...", "itemId": "...", "quantity": n}`.
-async fn place_order(
-    State(state): State<AppState>,
-    trace: TraceContext,
-    JsonObject(body): JsonObject,
-) -> Result<Json<Published>, Error> {
-    let event = OrderPlaced::from_json(&body)?;
-    // Continue the caller's trace, or start one, so inventory-service logs the same trace id.
-    let trace = trace.or_new_root();
-    if let Err(e) = state
-        .dapr
-        .publish(&state.pubsub_name, events::TOPIC, &event, &trace)
-        .await
-    {
-        tracing::error!(trace_id = trace.log_field(), order_id = %event.order_id, "publishing OrderPlaced failed: {e}");
-        return Err(e.into());
-    }
-    tracing::info!(
-        trace_id = trace.log_field(),
-        "Published OrderPlaced event. orderId={}, itemId={}, quantity={}",
-        event.order_id,
-        event.item_id,
-        event.quantity
-    );
-    Ok(Json(Published {
-        message: "OrderPlaced event published",
-        event,
-    }))
 }

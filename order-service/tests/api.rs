@@ -8,13 +8,12 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
 use order_service::{AppState, MAX_BODY_BYTES, app};
 use serde_json::{Value, json};
 use service_kit::DaprClient;
 use service_kit::dapr::DaprConfig;
 use service_kit::http::HttpConfig;
-use tower::ServiceExt;
+use test_kit::{call, call_text};
 use wiremock::matchers::{body_json, header as has_header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -40,16 +39,9 @@ async fn post(
     if let Some(ct) = content_type {
         req = req.header(header::CONTENT_TYPE, ct);
     }
-    let resp = app(state)
-        .oneshot(req.body(body.into()).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).expect("every answer is JSON"),
-    )
+    let (status, json) = call(app(state), req.body(body.into()).unwrap()).await;
+    assert!(!json.is_null(), "every answer is JSON");
+    (status, json)
 }
 
 async fn sidecar_answering(status: u16) -> MockServer {
@@ -343,13 +335,8 @@ async fn with_a_token_configured_an_order_is_public_and_still_published() {
         if let Some(t) = token {
             req = req.header("dapr-api-token", t);
         }
-        let resp = app(state)
-            .oneshot(req.body(Body::from(ORDER)).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK, "{token:?}");
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        let (status, body) = call(app(state), req.body(Body::from(ORDER)).unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{token:?}");
         assert_eq!(body["message"], "OrderPlaced event published");
     }
 }
@@ -362,16 +349,12 @@ async fn the_answer_prints_in_the_tutorials_field_order() {
         .body(Body::from(ORDER))
         .unwrap();
 
-    let resp = app(state(&sidecar.uri(), Duration::from_secs(5)))
-        .oneshot(req)
-        .await
-        .unwrap();
+    let (_, text) = call_text(app(state(&sidecar.uri(), Duration::from_secs(5))), req).await;
 
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     // As text, not as JSON: the README and the tutorial show `message` first and the event's
     // fields in the order the tutorial writes them.
     assert_eq!(
-        String::from_utf8(bytes.to_vec()).unwrap(),
+        text,
         r#"{"message":"OrderPlaced event published","event":{"orderId":"order-1001","itemId":"item1","quantity":10}}"#
     );
 }

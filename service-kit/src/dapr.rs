@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{HeaderValue, Method, StatusCode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, PercentEncode, utf8_percent_encode};
 use reqwest::header::{CONTENT_TYPE, ETAG};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -515,18 +516,16 @@ fn status_error(url: String, status: StatusCode, body: &[u8]) -> DaprError {
     }
 }
 
-/// Percent-encodes everything but unreserved characters, so a value is one path segment.
+/// Everything but RFC 3986's unreserved characters, so an encoded value is one path segment.
 /// Dapr decodes segments with Go's `QueryUnescape`, where a raw `+` would turn into a space.
-fn encode_segment(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for b in raw.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+fn encode_segment(raw: &str) -> PercentEncode<'_> {
+    utf8_percent_encode(raw, SEGMENT)
 }
 
 fn append_metadata_query(url: &mut String, metadata: &[(&str, &str)]) {
@@ -585,8 +584,11 @@ mod tests {
 
     #[test]
     fn segments_are_percent_encoded() {
-        assert_eq!(encode_segment("item:a+b/c d"), "item%3Aa%2Bb%2Fc%20d");
-        assert_eq!(encode_segment("Order-1_x.y~"), "Order-1_x.y~");
+        assert_eq!(
+            encode_segment("item:a+b/c d").to_string(),
+            "item%3Aa%2Bb%2Fc%20d"
+        );
+        assert_eq!(encode_segment("Order-1_x.y~").to_string(), "Order-1_x.y~");
     }
 
     #[test]

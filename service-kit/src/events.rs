@@ -39,7 +39,7 @@ impl OrderPlaced {
         Ok(Self {
             order_id: input::identifier_or_integer(obj, "orderId", MAX_NUMERIC_ORDER_ID)?,
             item_id: input::identifier(obj, "itemId")?,
-            quantity: input::positive_integer(obj, "quantity", MAX_ORDER_QUANTITY)?,
+            quantity: input::integer(obj, "quantity", 1..=MAX_ORDER_QUANTITY)?,
         })
     }
 }

@@ -28,6 +28,8 @@ use tower_http::trace::TraceLayer;
 use crate::dapr::DAPR_API_TOKEN_HEADER;
 use crate::env::{self, ConfigError, Secret, Vars};
 use crate::error::ApiError;
+use crate::telemetry;
+use crate::trace::TraceContext;
 
 /// Path of the health endpoint (Dapr's default app health check path, and the container probe).
 pub const HEALTH_PATH: &str = "/healthz";
@@ -89,7 +91,11 @@ pub fn finish(public: Router, sidecar_only: Router, config: &HttpConfig) -> Rout
         .route(HEALTH_PATH, get(healthz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                telemetry::request_span(&TraceContext::from_headers(request.headers()))
+            }),
+        )
 }
 
 /// `GET /healthz`: 200 while the process serves requests.
@@ -152,36 +158,13 @@ pub async fn bind(port: u16, var: &'static str) -> Result<TcpListener, BindError
         .map_err(|source| BindError { addr, var, source })
 }
 
-/// Runs an HTTP service the way all of them run: builds its router (which may first do start-up
-/// work, such as seeding state, before the app listens), listens on all interfaces at `port`
-/// (which came from `APP_PORT`), serves until SIGINT or SIGTERM and lets in-flight requests
-/// end. A failure is logged; the result is the process's exit status.
-pub async fn run(
-    service: &str,
-    port: u16,
-    router: impl Future<Output = Result<Router, Box<dyn std::error::Error>>>,
-) -> std::process::ExitCode {
-    let result = async {
-        let router = router.await?;
-        let listener = bind(port, env::APP_PORT).await?;
-        serve(listener, router, crate::shutdown::shutdown_signal()).await?;
-        Ok::<_, Box<dyn std::error::Error>>(())
-    };
-    match result.await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{service} failed: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
 /// Serves `router` on `listener` until `shutdown` completes, then lets in-flight requests end,
-/// for at most [`SHUTDOWN_GRACE`].
+/// for at most `grace` (the services pass [`SHUTDOWN_GRACE`]).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "listening");
@@ -191,14 +174,14 @@ pub async fn serve(
         shutdown.await;
         let _ = stopping.send(true);
     });
-    let grace = async move {
+    let after_grace = async move {
         let _ = stopped.wait_for(|s| *s).await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        tokio::time::sleep(grace).await;
     };
     tokio::select! {
         result = server => result,
-        () = grace => {
-            tracing::warn!("requests still in flight {SHUTDOWN_GRACE:?} after the stop signal; stopping anyway");
+        () = after_grace => {
+            tracing::warn!("requests still in flight {grace:?} after the stop signal; stopping anyway");
             Ok(())
         }
     }
@@ -209,8 +192,8 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use axum::routing::post;
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
+
+    use test_kit::{call, call_text as text};
 
     /// `GET /items` and `GET /items/{id}` public; `POST /items/{id}` (same path as a public
     /// route) and `POST /orders` sidecar-only.
@@ -228,21 +211,6 @@ mod tests {
                 app_api_token: token.map(Secret::new),
             },
         )
-    }
-
-    async fn call(app: Router, req: Request<Body>) -> (StatusCode, serde_json::Value) {
-        let resp = app.oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-        (status, json)
-    }
-
-    async fn text(app: Router, req: Request<Body>) -> (StatusCode, String) {
-        let resp = app.oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 
     fn request(method: Method, uri: &str, token: Option<&str>) -> Request<Body> {
@@ -389,6 +357,34 @@ mod tests {
         }
         let err = config(&[(env::APP_API_TOKEN_REQUIRED, "yes")]).unwrap_err();
         assert_eq!(err.name, env::APP_API_TOKEN_REQUIRED);
+    }
+
+    #[tokio::test]
+    async fn serve_returns_after_the_grace_even_with_a_request_that_never_ends() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let started = Arc::new(tokio::sync::Notify::new());
+        let handler_started = started.clone();
+        let router = Router::new().route(
+            "/hang",
+            get(move || async move {
+                handler_started.notify_one();
+                std::future::pending::<()>().await;
+            }),
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let grace = Duration::from_millis(100);
+        let server = tokio::spawn(serve(
+            listener,
+            router,
+            async { drop(stopped.await) },
+            grace,
+        ));
+        let _client = tokio::spawn(reqwest::get(format!("http://{addr}/hang")));
+        started.notified().await;
+        stop.send(()).unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(5), server).await;
+        assert!(ended.is_ok(), "serve still waits on the stuck request");
     }
 
     #[tokio::test]

@@ -4,6 +4,8 @@
 //! learns exactly which field is wrong and why ("quantity must be a positive integer, got 1.5"),
 //! instead of a serde message about an internal type.
 
+use std::ops::RangeInclusive;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
@@ -83,54 +85,30 @@ pub fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// A whole number from 1 to `max`.
-pub fn positive_integer(
+/// A whole number in `range`, which starts at 1 (a "positive integer") or 0 ("non-negative").
+pub fn integer(
     obj: &Map<String, Value>,
     field: &'static str,
-    max: u64,
+    range: RangeInclusive<u64>,
 ) -> Result<u64, ApiError> {
     let value = required(obj, field)?;
-    match value.as_u64() {
-        Some(n) if (1..=max).contains(&n) => Ok(n),
-        Some(0) => Err(ApiError::invalid_field(
-            field,
-            format!("{field} must be a positive integer, got 0"),
-        )),
-        Some(n) => Err(ApiError::invalid_field(
-            field,
-            format!("{field} must be at most {max}, got {n}"),
-        )),
-        None => Err(ApiError::invalid_field(
-            field,
-            format!(
-                "{field} must be a positive integer, got {}",
-                describe(value)
-            ),
-        )),
-    }
-}
-
-/// A whole number from 0 to `max`.
-pub fn non_negative_integer(
-    obj: &Map<String, Value>,
-    field: &'static str,
-    max: u64,
-) -> Result<u64, ApiError> {
-    let value = required(obj, field)?;
-    match value.as_u64() {
-        Some(n) if n <= max => Ok(n),
-        Some(n) => Err(ApiError::invalid_field(
-            field,
-            format!("{field} must be at most {max}, got {n}"),
-        )),
-        None => Err(ApiError::invalid_field(
-            field,
-            format!(
-                "{field} must be a non-negative integer, got {}",
-                describe(value)
-            ),
-        )),
-    }
+    let got = match value.as_u64() {
+        Some(n) if range.contains(&n) => return Ok(n),
+        Some(n) if n > *range.end() => {
+            let max = range.end();
+            let message = format!("{field} must be at most {max}, got {n}");
+            return Err(ApiError::invalid_field(field, message));
+        }
+        Some(n) => n.to_string(),
+        None => describe(value),
+    };
+    let kind = if *range.start() == 0 {
+        "non-negative"
+    } else {
+        "positive"
+    };
+    let message = format!("{field} must be a {kind} integer, got {got}");
+    Err(ApiError::invalid_field(field, message))
 }
 
 /// A string identifier; see [`check_identifier`].
@@ -272,13 +250,13 @@ mod tests {
             (json!({"orderId": 11}), "orderId must be at most 10, got 11"),
         ];
         for (body, want) in cases {
-            let err = positive_integer(&obj(body.clone()), "orderId", 10).unwrap_err();
+            let err = integer(&obj(body.clone()), "orderId", 1..=10).unwrap_err();
             assert_eq!(err.message(), want, "{body}");
             assert_eq!(err.field(), Some("orderId"));
             assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
         }
         assert_eq!(
-            positive_integer(&obj(json!({"orderId": 10})), "orderId", 10).unwrap(),
+            integer(&obj(json!({"orderId": 10})), "orderId", 1..=10).unwrap(),
             10
         );
     }

@@ -11,8 +11,8 @@
 //! - [`http`]: the middleware stack, health endpoint, API-token check and listener binding.
 //! - [`telemetry`]: log setup (`RUST_LOG`, text or JSON).
 //! - [`runtime`]: the tokio runtime, one thread unless `TOKIO_WORKER_THREADS` says otherwise.
+//! - [`service`]: the settings every service reads and the start-up they share.
 //! - [`shutdown`]: the SIGINT/SIGTERM future that drives graceful shutdown.
-//! - `testing` (feature `test-util`): capturing log lines in tests.
 
 pub mod dapr;
 pub mod env;
@@ -21,20 +21,12 @@ pub mod events;
 pub mod http;
 pub mod input;
 pub mod runtime;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
-#[cfg(feature = "test-util")]
-pub mod testing;
 pub mod trace;
 
 pub use dapr::{DaprClient, DaprError};
 pub use error::ApiError;
+pub use service::{ServiceConfig, launch, start};
 pub use trace::TraceContext;
-
-/// Reports a configuration error on stderr (logging is not set up yet, because the log format
-/// is itself configuration) and returns exit code 2, the usual code for a usage error.
-#[allow(clippy::print_stderr)]
-pub fn exit_with_config_error(service: &str, error: &env::ConfigError) -> std::process::ExitCode {
-    eprintln!("{service}: {error}");
-    std::process::ExitCode::from(2)
-}

@@ -2,16 +2,35 @@
 //!
 //! Log lines go through a background writer thread, so a request that logs never waits on the
 //! stdout lock; the writer blocks (it does not drop lines) if the thread falls behind.
+//!
+//! A request's trace id is a field of its span ([`request_span`]), recorded once, and printed
+//! on every line logged inside it as if the event had it as its first field after the message:
+//! text ends `… trace_id=<32 hex> status=422`, JSON has a top-level `"trace_id"`.
+//! tracing-subscriber's own formats would print it as a `request{trace_id=…}:` prefix or
+//! under `"span"`, hence [`Lines`]: the stock `Full` and flattened-JSON lines plus that field.
 
+use std::fmt::Debug;
 use std::io::IsTerminal;
 use std::str::FromStr;
 
+use nu_ansi_term::{Color, Style};
+use serde::ser::{SerializeMap, Serializer as _};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
 use tracing_appender::non_blocking::WorkerGuard;
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt;
+use tracing_log::NormalizeEvent;
+use tracing_subscriber::field::VisitOutput;
+use tracing_subscriber::fmt::format::{DefaultVisitor, Writer, debug_fn};
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{
+    self, FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter,
+};
 use tracing_subscriber::prelude::*;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::env::{self, ConfigError, Vars};
+use crate::trace::TraceContext;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -63,28 +82,157 @@ pub fn init(format: LogFormat, default_filter: &str) -> LogGuard {
         .lossy(false)
         .buffered_lines_limit(LOG_BUFFER_LINES)
         .finish(stdout);
-    let registry = tracing_subscriber::registry().with(filter);
-    match format {
-        LogFormat::Text => registry
-            .with(
-                fmt::layer()
-                    .with_writer(writer)
-                    .with_target(false)
-                    .with_ansi(std::io::stdout().is_terminal()),
-            )
-            .init(),
-        LogFormat::Json => registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(false)
-                    .with_span_list(false)
-                    .with_writer(writer),
-            )
-            .init(),
-    }
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(layer(format, writer, std::io::stdout().is_terminal()))
+        .init();
     LogGuard(guard)
+}
+
+/// The span field that holds a request's trace id.
+const TRACE_ID: &str = "trace_id";
+
+/// The span of one request (or one order `checkout` sends), carrying its trace id, if any, for
+/// every line logged inside it. ERROR level, so that no `RUST_LOG` showing a line hides it.
+pub fn request_span(trace: &TraceContext) -> tracing::Span {
+    let trace_id = trace.trace_id().map(tracing::field::display);
+    tracing::error_span!("request", trace_id)
+}
+
+/// The log layer writing lines of `format` to `writer`; `ansi` colours text as on a terminal.
+pub fn layer<S, W>(format: LogFormat, writer: W, ansi: bool) -> impl Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    // A span's formatted fields are only its trace id: [`Lines`] reads them back.
+    let trace_id_only = debug_fn(|w: &mut Writer<'_>, field: &Field, value: &dyn Debug| {
+        if field.name() == TRACE_ID {
+            write!(w, "{value:?}")
+        } else {
+            Ok(())
+        }
+    });
+    fmt::layer()
+        .event_format(Lines(format))
+        .fmt_fields(trace_id_only)
+        .with_ansi(ansi)
+        .with_writer(writer)
+}
+
+/// tracing-subscriber's `Full` text line (without the target) or flattened JSON line, with the
+/// trace id of the innermost span that has one right after the message.
+struct Lines(LogFormat);
+
+impl<S, N> FormatEvent<S, N> for Lines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let trace = ctx.event_scope().into_iter().flatten().find_map(|span| {
+            let field = span.fields().field(TRACE_ID)?;
+            let extensions = span.extensions();
+            // A second record appends (`a b`): the last one counts.
+            let id = extensions
+                .get::<FormattedFields<N>>()?
+                .rsplit(' ')
+                .next()?
+                .to_owned();
+            (!id.is_empty()).then_some((field, id))
+        });
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+        let fields = |visitor: &mut dyn Visit| {
+            event.record(&mut Only {
+                visitor: &mut *visitor,
+                message: true,
+            });
+            if let Some((field, id)) = &trace {
+                visitor.record_debug(field, &format_args!("{id}"));
+            }
+            event.record(&mut Only {
+                visitor: &mut *visitor,
+                message: false,
+            });
+        };
+        match self.0 {
+            LogFormat::Text => {
+                let ansi = writer.has_ansi_escapes();
+                let dimmed = if ansi {
+                    Style::new().dimmed()
+                } else {
+                    Style::new()
+                };
+                write!(writer, "{}", dimmed.prefix())?;
+                if SystemTime.format_time(&mut writer).is_err() {
+                    writer.write_str("<unknown time>")?;
+                }
+                write!(writer, "{} ", dimmed.suffix())?;
+                let level = match *meta.level() {
+                    Level::TRACE => (Color::Purple, "TRACE"),
+                    Level::DEBUG => (Color::Blue, "DEBUG"),
+                    Level::INFO => (Color::Green, " INFO"),
+                    Level::WARN => (Color::Yellow, " WARN"),
+                    Level::ERROR => (Color::Red, "ERROR"),
+                };
+                match ansi {
+                    true => write!(writer, "{} ", level.0.paint(level.1))?,
+                    false => write!(writer, "{} ", level.1)?,
+                }
+                let mut visitor = DefaultVisitor::new(writer.by_ref(), true);
+                fields(&mut visitor);
+                visitor.finish()?;
+            }
+            LogFormat::Json => {
+                let mut timestamp = String::new();
+                SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
+                let mut line = Vec::new();
+                let mut serializer = serde_json::Serializer::new(&mut line);
+                let mut json = || {
+                    let mut map = serializer.serialize_map(None)?;
+                    map.serialize_entry("timestamp", &timestamp)?;
+                    map.serialize_entry("level", meta.level().as_str())?;
+                    let mut visitor = tracing_serde::SerdeMapVisitor::new(map);
+                    fields(&mut visitor);
+                    let mut map = visitor.take_serializer()?;
+                    map.serialize_entry("target", meta.target())?;
+                    map.end()
+                };
+                json().map_err(|_| std::fmt::Error)?;
+                writer.write_str(std::str::from_utf8(&line).map_err(|_| std::fmt::Error)?)?;
+            }
+        }
+        writeln!(writer)
+    }
+}
+
+/// Passes on to `visitor` only the message (`message: true`) or only the other fields.
+struct Only<'a> {
+    visitor: &'a mut dyn Visit,
+    message: bool,
+}
+
+/// Each `record_*` method passes the field on if it is wanted.
+macro_rules! forward {
+    ($($record:ident: $value:ty),*) => {$(
+        fn $record(&mut self, field: &Field, value: $value) {
+            if (field.name() == "message") == self.message {
+                self.visitor.$record(field, value);
+            }
+        }
+    )*};
+}
+
+impl Visit for Only<'_> {
+    forward!(record_f64: f64, record_i64: i64, record_u64: u64, record_i128: i128,
+        record_u128: u128, record_bool: bool, record_str: &str, record_bytes: &[u8],
+        record_error: &(dyn std::error::Error + 'static), record_debug: &dyn Debug);
 }
 
 #[cfg(test)]

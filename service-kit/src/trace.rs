@@ -78,10 +78,12 @@ impl TraceContext {
         tp.get(3..35)
     }
 
-    /// The trace id as a log field value: shown unquoted, and left out when there is no trace
-    /// (`tracing` records an `Option` field only when it is `Some`).
-    pub fn log_field(&self) -> Option<tracing::field::DisplayValue<&str>> {
-        self.trace_id().map(tracing::field::display)
+    /// Makes this the trace id of the current request span ([`crate::telemetry::request_span`]),
+    /// for a handler that continues another trace than the request header's, or starts one.
+    pub fn record_in_span(&self) {
+        if let Some(id) = self.trace_id() {
+            tracing::Span::current().record("trace_id", tracing::field::display(id));
+        }
     }
 
     /// Adds the trace headers, if any, to an outgoing request.

@@ -16,14 +16,16 @@ fn the_tutorial_flow_sets_100_orders_10_and_leaves_90() {
     let inventory = start_inventory(&env, "inventory-service", None);
     let _orders = start_order_service(&env);
 
+    // The stock each step must leave, from the quantities in the README's commands, not from
+    // the outputs the README shows (those are checked separately, against the same numbers).
+    let mut expected = readme_order("pubsub-set-stock").quantity;
     for step in ["pubsub-set-stock", "pubsub-place-order"] {
         let printed = shell_output(&readme::command(step));
         readme::matches_output(step, &printed).unwrap();
     }
-    inventory.wait_for(
-        "Processed OrderPlaced event. orderId=order-1001, itemId=item1, ordered=10, remaining=90",
-        Duration::from_secs(30),
-    );
+    let placed = readme_order("pubsub-place-order");
+    expected -= placed.quantity;
+    inventory.wait_for(&placed.processed_line(expected), Duration::from_secs(30));
     for step in ["pubsub-get-stock", "pubsub-get-outcome"] {
         let printed = shell_output(&readme::command(step));
         readme::matches_output(step, &printed).unwrap();
@@ -36,20 +38,24 @@ fn the_tutorial_flow_sets_100_orders_10_and_leaves_90() {
         readme::matches_output("pubsub-cli-publish", &printed).unwrap();
     };
     publish("pubsub-cli-publish");
-    inventory.wait_for(
-        "Processed OrderPlaced event. orderId=order-1002, itemId=item1, ordered=10, remaining=80",
-        Duration::from_secs(30),
-    );
+    let published = readme_order("pubsub-cli-publish");
+    expected -= published.quantity;
+    inventory.wait_for(&published.processed_line(expected), Duration::from_secs(30));
+    // The same order again: skipped, so the stock stays.
     publish("pubsub-cli-publish-duplicate");
+    let duplicate = readme_order("pubsub-cli-publish-duplicate");
+    assert_eq!(duplicate.order_id, published.order_id);
     inventory.wait_for(
-        "Skipped duplicate OrderPlaced event. orderId=order-1002, itemId=item1, already applied",
+        &format!(
+            "Skipped duplicate OrderPlaced event. orderId={}, itemId={}, already applied",
+            duplicate.order_id, duplicate.item_id
+        ),
         Duration::from_secs(30),
     );
     publish("pubsub-cli-publish-numeric");
-    inventory.wait_for(
-        "Processed OrderPlaced event. orderId=1003, itemId=item1, ordered=5, remaining=75",
-        Duration::from_secs(30),
-    );
+    let numeric = readme_order("pubsub-cli-publish-numeric");
+    expected -= numeric.quantity;
+    inventory.wait_for(&numeric.processed_line(expected), Duration::from_secs(30));
     let printed = shell_output(&readme::command("pubsub-get-numeric-outcome"));
     readme::matches_output("pubsub-get-numeric-outcome", &printed).unwrap();
     publish("pubsub-cli-publish-malformed");
@@ -72,7 +78,49 @@ fn the_tutorial_flow_sets_100_orders_10_and_leaves_90() {
     readme::matches_output("pubsub-get-deadletters", &printed).unwrap();
     let printed = shell_output(&readme::command("pubsub-cli-get-stock"));
     readme::matches_output("pubsub-cli-get-stock", &printed).unwrap();
-    assert_eq!(stock("item1"), Some(75));
+    // The malformed and the raw message changed nothing.
+    assert_eq!(stock(&placed.item_id), Some(expected));
+}
+
+/// The order (or the stock) in a README command's JSON body (`-d '...'` or `--data '...'`).
+struct ReadmeOrder {
+    order_id: String,
+    item_id: String,
+    quantity: u64,
+}
+
+impl ReadmeOrder {
+    /// The line inventory-service logs when it applies this order and leaves `remaining`.
+    fn processed_line(&self, remaining: u64) -> String {
+        format!(
+            "Processed OrderPlaced event. orderId={}, itemId={}, ordered={}, remaining={remaining}",
+            self.order_id, self.item_id, self.quantity
+        )
+    }
+}
+
+fn readme_order(step: &str) -> ReadmeOrder {
+    let command = readme::command(step);
+    let body = ["-d '", "--data '"]
+        .iter()
+        .find_map(|flag| command.split_once(flag))
+        .and_then(|(_, rest)| rest.split_once('\''))
+        .map(|(body, _)| body)
+        .unwrap_or_else(|| panic!("{step}: no JSON body in `{command}`"));
+    let value: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{step}: {e}: {body}"));
+    let text = |field: &str| match &value[field] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    ReadmeOrder {
+        order_id: text("orderId"),
+        item_id: text("itemId"),
+        quantity: value["quantity"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{step}: no quantity in {body}")),
+    }
 }
 
 #[test]
@@ -86,7 +134,7 @@ fn a_thousand_concurrent_orders_for_one_item_leave_the_stock_exact() {
     let orders: Vec<_> = (1..=1000u64)
         .map(|i| order(&format!("c-{i}"), "hot", i % 5 + 1))
         .collect();
-    let total: u64 = (1..=1000u64).map(|i| i % 5 + 1).sum();
+    let total = ordered_quantity(&orders);
     let statuses = place_orders(orders, 100);
 
     assert!(
@@ -100,7 +148,8 @@ fn a_thousand_concurrent_orders_for_one_item_leave_the_stock_exact() {
     assert_eq!((applied, rejected, missing), (1000, 0, 0));
     // Nothing more arrives later and changes it.
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(stock("hot"), Some(initial - total));
+    let measured = stock("hot");
+    assert_eq!(measured, Some(initial - total));
     assert_eq!(
         inventory
             .lines_containing("Processed OrderPlaced event. orderId=c-")
@@ -109,8 +158,7 @@ fn a_thousand_concurrent_orders_for_one_item_leave_the_stock_exact() {
     );
     record_scenario(&format!(
         "concurrent: sent=1000 (100 in flight) applied={applied} rejected={rejected} dead-lettered=0 \
-         stock {initial} -> {} (expected {})",
-        initial - total,
+         stock {initial} -> {measured:?} (expected {})",
         initial - total
     ));
 }
@@ -447,12 +495,13 @@ fn two_replicas_sharing_the_stream_and_the_store_never_lose_an_update() {
     let orders: Vec<_> = (1..=count)
         .map(|i| order(&format!("r-{i}"), "shared", i % 3 + 1))
         .collect();
-    let total: u64 = (1..=count).map(|i| i % 3 + 1).sum();
+    let total = ordered_quantity(&orders);
     assert!(place_orders(orders, 100).iter().all(|s| *s == 200));
 
     wait_for_stock("shared", initial - total, Duration::from_secs(180), &first);
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(stock("shared"), Some(initial - total));
+    let measured = stock("shared");
+    assert_eq!(measured, Some(initial - total));
     let (a, b) = (processed_ids(&first), processed_ids(&second));
     assert!(a.is_disjoint(&b), "an order was applied by both replicas");
     assert_eq!(a.len() + b.len(), count as usize);
@@ -462,16 +511,35 @@ fn two_replicas_sharing_the_stream_and_the_store_never_lose_an_update() {
         a.len(),
         b.len()
     );
-    let conflicts = first.lines_containing("write conflict").len()
-        + second.lines_containing("write conflict").len();
+    // Each replica serializes its own writes to an item, so a conflict is the two replicas
+    // racing on the same ETag: without one, the exact stock above proves nothing about the race.
+    let (conflicts_a, conflicts_b) = (
+        first.lines_containing("write conflict").len(),
+        second.lines_containing("write conflict").len(),
+    );
+    let conflicts = conflicts_a + conflicts_b;
+    assert!(
+        conflicts > 0,
+        "no ETag conflict between the replicas (A applied {}, B {}), so the race was not exercised",
+        a.len(),
+        b.len()
+    );
     record_scenario(&format!(
         "two replicas: sent={count} applied={} (replica A {}, replica B {}) ETag conflicts retried={conflicts} \
-         rejected=0 dead-lettered=0 stock {initial} -> {}",
+         (A {conflicts_a}, B {conflicts_b}) rejected=0 dead-lettered=0 stock {initial} -> {measured:?} (expected {})",
         a.len() + b.len(),
         a.len(),
         b.len(),
         initial - total
     ));
+}
+
+/// The quantities of `orders` added up: the stock they must take, whatever happens on the way.
+fn ordered_quantity(orders: &[serde_json::Value]) -> u64 {
+    orders
+        .iter()
+        .map(|o| o["quantity"].as_u64().expect("every order has a quantity"))
+        .sum()
 }
 
 fn order_number(id: &str) -> Option<u64> {

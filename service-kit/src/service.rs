@@ -1,0 +1,120 @@
+//! What every service reads from the environment, and the one start-up path they share: read
+//! the configuration (a bad value exits with status 2 before anything runs), set up logging
+//! and the runtime, then run.
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use axum::Router;
+
+use crate::dapr::DaprConfig;
+use crate::env::{self, ConfigError, Vars};
+use crate::http::{self, HttpConfig};
+use crate::runtime::{self, Threads};
+use crate::telemetry::{self, LogFormat};
+
+/// An error that ends a service, logged as `{service} failed: {error}`.
+pub type BoxError = Box<dyn std::error::Error>;
+
+/// The settings all four services read.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// `APP_PORT`, else the service's default; `None` for a service without a default port
+    /// (`checkout`) when `APP_PORT` is unset.
+    pub port: Option<u16>,
+    /// `LOG_FORMAT`.
+    pub log_format: LogFormat,
+    /// `TOKIO_WORKER_THREADS`: one thread unless set.
+    pub threads: Threads,
+    /// `APP_API_TOKEN`, `APP_API_TOKEN_REQUIRED`.
+    pub http: HttpConfig,
+    /// Where the sidecar is.
+    pub dapr: DaprConfig,
+}
+
+impl ServiceConfig {
+    /// Reads the shared settings from `vars`.
+    pub fn from_vars(vars: &Vars, default_port: Option<u16>) -> Result<Self, ConfigError> {
+        let port = match (vars.get(env::APP_PORT), default_port) {
+            (None, None) => None,
+            (_, default) => Some(vars.port_or(env::APP_PORT, default.unwrap_or(0))?),
+        };
+        Ok(Self {
+            port,
+            log_format: LogFormat::from_vars(vars)?,
+            threads: Threads::from_vars(vars)?,
+            http: HttpConfig::from_vars(vars)?,
+            dapr: DaprConfig::from_vars(vars)?,
+        })
+    }
+}
+
+/// Starts an HTTP service: reads the shared configuration with `default_port`, hands it to
+/// `build` with the environment (to read the service's own settings), sets up logging and the
+/// runtime, awaits the router `build` returned (which may first do start-up work, such as
+/// seeding state, before the app listens), listens on `APP_PORT`, and serves until SIGINT or
+/// SIGTERM, letting in-flight requests end.
+pub fn start<F, Fut>(service: &'static str, default_port: u16, build: F) -> ExitCode
+where
+    F: FnOnce(ServiceConfig, &Vars) -> Result<Fut, ConfigError>,
+    Fut: Future<Output = Result<Router, BoxError>>,
+{
+    launch(service, Some(default_port), |common, vars| {
+        let port = common.port.unwrap_or(default_port);
+        let router = build(common, vars)?;
+        Ok(async move {
+            let router = router.await?;
+            let listener = http::bind(port, env::APP_PORT).await?;
+            let stop = crate::shutdown::shutdown_signal();
+            http::serve(listener, router, stop, http::SHUTDOWN_GRACE).await?;
+            Ok(ExitCode::SUCCESS)
+        })
+    })
+}
+
+/// Starts any service: like [`start`], but `main` decides what runs and with what exit status.
+pub fn launch<F, Fut>(service: &'static str, default_port: Option<u16>, main: F) -> ExitCode
+where
+    F: FnOnce(ServiceConfig, &Vars) -> Result<Fut, ConfigError>,
+    Fut: Future<Output = Result<ExitCode, BoxError>>,
+{
+    let vars = Vars::process();
+    let read = ServiceConfig::from_vars(&vars, default_port)
+        .and_then(|common| Ok((common.log_format, common.threads, main(common, &vars)?)));
+    let (log_format, threads, main) = match read {
+        Ok(read) => read,
+        Err(e) => return exit_with_config_error(service, &e),
+    };
+    let _log = telemetry::init(log_format, "info");
+    runtime::block_on(threads, async {
+        main.await.unwrap_or_else(|e| {
+            tracing::error!("{service} failed: {e}");
+            ExitCode::FAILURE
+        })
+    })
+}
+
+/// Reports a configuration error on stderr (logging is not set up yet, because the log format
+/// is itself configuration) and returns exit code 2, the usual code for a usage error.
+#[allow(clippy::print_stderr)]
+fn exit_with_config_error(service: &str, error: &ConfigError) -> ExitCode {
+    eprintln!("{service}: {error}");
+    ExitCode::from(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_port_is_app_port_else_the_default_else_none() {
+        let read = |pairs: &[(&str, &str)], default| {
+            ServiceConfig::from_vars(&Vars::from_pairs(pairs), default).map(|c| c.port)
+        };
+        assert_eq!(read(&[], Some(5001)).unwrap(), Some(5001));
+        assert_eq!(read(&[], None).unwrap(), None);
+        assert_eq!(read(&[(env::APP_PORT, "6000")], None).unwrap(), Some(6000));
+        let err = read(&[(env::APP_PORT, "70000")], None).unwrap_err();
+        assert_eq!(err.name, env::APP_PORT);
+    }
+}
