@@ -198,24 +198,28 @@ install_binary() {
   install -m 0755 "$1" "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"
 }
 
-# lay_out_home HOME VERSION: daprd, placement and scheduler VERSION in HOME/bin (built or taken
-# from the cache), plus what `dapr init --slim` creates besides the binaries: an empty
-# components folder and a default configuration without a tracing exporter. Existing files
-# other than the binaries are left alone.
-lay_out_home() {
-  local home="$1" version="$2" runtime_dir="$CACHE_DIR/dapr-runtime-$2"
-  [[ -x "$runtime_dir/bin/daprd" ]] || build_runtime "$version"
-  mkdir -p "$home/bin" "$home/components"
-  for bin in daprd placement scheduler; do install_binary "$runtime_dir/bin/$bin" "$home/bin/$bin"; done
-  if [[ ! -f "$home/config.yaml" ]]; then
-    cat >"$home/config.yaml" <<'YAML'
+# init_home_files HOME: what `dapr init --slim` creates besides the binaries, an empty components
+# folder and a default configuration without a tracing exporter. Existing files are left alone.
+init_home_files() {
+  mkdir -p "$1/components"
+  [[ -f "$1/config.yaml" ]] && return
+  cat >"$1/config.yaml" <<'YAML'
 apiVersion: dapr.io/v1alpha1
 kind: Configuration
 metadata:
   name: daprConfig
 spec: {}
 YAML
-  fi
+}
+
+# lay_out_home HOME VERSION: daprd, placement and scheduler VERSION in HOME/bin, built or taken
+# from the cache.
+lay_out_home() {
+  local home="$1" version="$2" runtime_dir="$CACHE_DIR/dapr-runtime-$2"
+  [[ -x "$runtime_dir/bin/daprd" ]] || build_runtime "$version"
+  mkdir -p "$home/bin"
+  for bin in daprd placement scheduler; do install_binary "$runtime_dir/bin/$bin" "$home/bin/$bin"; done
+  init_home_files "$home"
 }
 
 # The runtime: reuse ~/.dapr/bin/daprd, else install it (and placement, scheduler) from the cache.
@@ -227,16 +231,7 @@ else
   lay_out_home "$DAPR_HOME" "$RUNTIME_VERSION"
   say "daprd: installed $RUNTIME_VERSION into $DAPR_HOME/bin"
 fi
-mkdir -p "$DAPR_HOME/components"
-if [[ ! -f "$DAPR_HOME/config.yaml" ]]; then
-  cat >"$DAPR_HOME/config.yaml" <<'YAML'
-apiVersion: dapr.io/v1alpha1
-kind: Configuration
-metadata:
-  name: daprConfig
-spec: {}
-YAML
-fi
+init_home_files "$DAPR_HOME"
 
 # The CLI: reuse one on PATH, else install it where Dapr's installer does (/usr/local/bin) when
 # that is writable, else next to the runtime.
