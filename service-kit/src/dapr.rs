@@ -321,6 +321,25 @@ impl DaprClient {
         self.send_invocation(request, url, json_body, trace).await
     }
 
+    /// Invokes `path` on app `app_id` through `/v1.0/invoke/{app_id}/method/{path}`.
+    pub async fn invoke(
+        &self,
+        method: Method,
+        app_id: &str,
+        path: &str,
+        json_body: Option<&Value>,
+        trace: &TraceContext,
+    ) -> Result<Reply, DaprError> {
+        let url = format!(
+            "{}/v1.0/invoke/{}/method/{}",
+            self.base_url,
+            encode_segment(app_id),
+            path.trim_start_matches('/')
+        );
+        let request = self.http.request(method, &url);
+        self.send_invocation(request, url, json_body, trace).await
+    }
+
     async fn send_invocation(
         &self,
         mut request: reqwest::RequestBuilder,

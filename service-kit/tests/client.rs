@@ -1,6 +1,7 @@
-//! `DaprClient` against a `wiremock` stand-in for the sidecar: the exact request of service
-//! invocation by HTTP proxying (the form the tutorial uses), what a refused call comes back as,
-//! and the wait for the sidecar. (It reaches the real sidecar in the e2e suite.)
+//! `DaprClient` against a `wiremock` stand-in for the sidecar: the exact request of the
+//! `/v1.0/invoke` form of service invocation, what a refused call comes back as, and the wait
+//! for the sidecar. (The HTTP-proxying form's requests are covered through `checkout`'s tests,
+//! and both forms reach the real sidecar in the e2e suite.)
 
 // Test code: a failed unwrap is a failed test, which is what it should be.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -17,11 +18,10 @@ use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 #[tokio::test]
-async fn an_invocation_posts_to_the_apps_own_path_with_the_app_id_header_and_the_token() {
+async fn invoke_posts_to_the_invoke_api_with_the_app_id_as_one_segment() {
     let sidecar = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path("/orders/1"))
-        .and(header("dapr-app-id", "order-processor"))
+        .and(path("/v1.0/invoke/order%20processor/method/orders/1"))
         .and(header("content-type", "application/json"))
         .and(header("dapr-api-token", "s3cret"))
         .and(body_json(json!({"orderId": 1})))
@@ -34,9 +34,9 @@ async fn an_invocation_posts_to_the_apps_own_path_with_the_app_id_header_and_the
     let client = DaprClient::new(&config).unwrap();
 
     let reply = client
-        .invoke_via_proxy(
+        .invoke(
             Method::POST,
-            "order-processor",
+            "order processor",
             "/orders/1",
             Some(&json!({"orderId": 1})),
             &TraceContext::default(),
@@ -62,7 +62,7 @@ async fn a_refused_invocation_is_a_status_error_with_dapr_s_error_code() {
     let client = client(&sidecar);
 
     let err = client
-        .invoke_via_proxy(
+        .invoke(
             Method::GET,
             "nobody",
             "health",
