@@ -43,6 +43,36 @@ async fn saves(sidecar: &MockServer) -> Vec<serde_json::Value> {
     test_kit::posted(sidecar, SAVE_PATH).await
 }
 
+/// An item document as the sidecar returns it.
+fn stored_item(quantity: u64, etag: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .insert_header("etag", etag)
+        .set_body_json(json!({"quantity": quantity, "recent": []}))
+}
+
+/// What the sidecar answers a state read while the store is down.
+fn store_down() -> ResponseTemplate {
+    ResponseTemplate::new(500)
+        .set_body_json(json!({"errorCode": "ERR_STATE_GET", "message": "connection refused"}))
+}
+
+/// Answers `method path` with `answer`, at most `times` times when given.
+async fn answer(
+    sidecar: &MockServer,
+    method_name: &str,
+    at: &str,
+    answer: ResponseTemplate,
+    times: Option<u64>,
+) {
+    let mock = Mock::given(method(method_name))
+        .and(path(at))
+        .respond_with(answer);
+    match times {
+        Some(n) => mock.up_to_n_times(n).mount(sidecar).await,
+        None => mock.mount(sidecar).await,
+    }
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_new_item_is_created_once_with_a_create_only_write() {
     let (logs, _guard) = test_kit::capture_logs();
@@ -75,15 +105,7 @@ async fn a_new_item_is_created_once_with_a_create_only_write() {
 async fn an_existing_item_keeps_its_stock_and_nothing_is_written() {
     let (logs, _guard) = test_kit::capture_logs();
     let sidecar = ready_sidecar().await;
-    Mock::given(method("GET"))
-        .and(path(ITEM1))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("etag", "4")
-                .set_body_json(json!({"quantity": 90, "recent": []})),
-        )
-        .mount(&sidecar)
-        .await;
+    answer(&sidecar, "GET", ITEM1, stored_item(90, "4"), None).await;
 
     seed(&sidecar, &[("item1", 100)]).await.unwrap();
 
@@ -106,26 +128,9 @@ async fn lost_create_race(
 ) -> (MockServer, Result<(), SeedError>, String) {
     let (logs, _guard) = test_kit::capture_logs();
     let sidecar = ready_sidecar().await;
-    Mock::given(method("GET"))
-        .and(path(ITEM1))
-        .respond_with(ResponseTemplate::new(204))
-        .up_to_n_times(1)
-        .mount(&sidecar)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(ITEM1))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("etag", "1")
-                .set_body_json(json!({"quantity": 95, "recent": []})),
-        )
-        .mount(&sidecar)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(SAVE_PATH))
-        .respond_with(lost_race)
-        .mount(&sidecar)
-        .await;
+    answer(&sidecar, "GET", ITEM1, ResponseTemplate::new(204), Some(1)).await;
+    answer(&sidecar, "GET", ITEM1, stored_item(95, "1"), None).await;
+    answer(&sidecar, "POST", SAVE_PATH, lost_race, None).await;
     let result = seed(&sidecar, &[("item1", 100)]).await;
     let text = logs.lines_from("Initial stock").join("\n");
     (sidecar, result, text)
@@ -168,20 +173,17 @@ async fn a_create_lost_to_another_replica_on_cosmos_keeps_what_it_wrote() {
 async fn each_item_is_decided_on_its_own() {
     let (logs, _guard) = test_kit::capture_logs();
     let sidecar = ready_sidecar().await;
-    Mock::given(method("GET"))
-        .and(path(ITEM1))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&sidecar)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(ITEM2))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"quantity": 3})))
-        .mount(&sidecar)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&sidecar)
-        .await;
+    answer(&sidecar, "GET", ITEM1, ResponseTemplate::new(204), None).await;
+    let item2 = ResponseTemplate::new(200).set_body_json(json!({"quantity": 3}));
+    answer(&sidecar, "GET", ITEM2, item2, None).await;
+    answer(
+        &sidecar,
+        "POST",
+        SAVE_PATH,
+        ResponseTemplate::new(204),
+        None,
+    )
+    .await;
 
     seed(&sidecar, &[("item1", 100), ("item2", 5)])
         .await
@@ -201,25 +203,16 @@ async fn each_item_is_decided_on_its_own() {
 async fn a_failing_state_store_is_retried_until_it_answers() {
     let (logs, _guard) = test_kit::capture_logs();
     let sidecar = ready_sidecar().await;
-    Mock::given(method("GET"))
-        .and(path(ITEM1))
-        .respond_with(
-            ResponseTemplate::new(500).set_body_json(
-                json!({"errorCode": "ERR_STATE_GET", "message": "connection refused"}),
-            ),
-        )
-        .up_to_n_times(2)
-        .mount(&sidecar)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(ITEM1))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&sidecar)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&sidecar)
-        .await;
+    answer(&sidecar, "GET", ITEM1, store_down(), Some(2)).await;
+    answer(&sidecar, "GET", ITEM1, ResponseTemplate::new(204), None).await;
+    answer(
+        &sidecar,
+        "POST",
+        SAVE_PATH,
+        ResponseTemplate::new(204),
+        None,
+    )
+    .await;
 
     seed(&sidecar, &[("item1", 100)]).await.unwrap();
 
@@ -238,15 +231,7 @@ async fn a_failing_state_store_is_retried_until_it_answers() {
 #[tokio::test]
 async fn a_state_store_that_keeps_failing_ends_start_up_with_a_clear_error() {
     let sidecar = ready_sidecar().await;
-    Mock::given(method("GET"))
-        .and(path(ITEM1))
-        .respond_with(
-            ResponseTemplate::new(500).set_body_json(
-                json!({"errorCode": "ERR_STATE_GET", "message": "connection refused"}),
-            ),
-        )
-        .mount(&sidecar)
-        .await;
+    answer(&sidecar, "GET", ITEM1, store_down(), None).await;
     let dapr = client(&sidecar);
     let inventory = Inventory::new(dapr.clone(), "statestore");
 
