@@ -102,10 +102,6 @@ fn literal(v: &Value) -> Option<String> {
     }
 }
 
-fn millis(v: &Value) -> Option<u64> {
-    v.as_u64()
-}
-
 /// The local component for an Azure one: same name, scopes and consumer settings, backed by the
 /// Redis at `redis`. Carried over: `consumerID` (the Service Bus subscription; the Redis consumer
 /// group), `maxConcurrentHandlers` (Redis `concurrency`), the subscription's `lockDuration`
@@ -167,8 +163,8 @@ pub fn translate_component(
     yaml
 }
 
-/// Translates one Container Apps policy object (an inbound/outbound policy of a component, or an
-/// app's policy) into Dapr Resiliency policies named `<prefix>-retry` / `-timeout` / `-cb`, and
+/// Translates one Container Apps component policy (its inbound or outbound half) into Dapr
+/// Resiliency policies named `<prefix>-retry` / `-timeout` / `-cb`, and
 /// returns the target entry that uses them.
 fn translate_policy(
     prefix: &str,
@@ -181,10 +177,9 @@ fn translate_policy(
     if let Some(retry) = policy.get("httpRetryPolicy").filter(|v| v.is_object()) {
         let max = retry["maxRetries"].as_i64().unwrap_or(0);
         let backoff = &retry["retryBackOff"];
-        let max_interval = millis(&backoff["maxIntervalInMilliseconds"]);
+        let initial = backoff["initialDelayInMilliseconds"].as_u64();
         let _ = writeln!(retries, "      {prefix}-retry:");
-        let initial = millis(&backoff["initialDelayInMilliseconds"]);
-        match max_interval {
+        match backoff["maxIntervalInMilliseconds"].as_u64() {
             // Equal delays: a constant policy says the same in Dapr's terms.
             Some(max_ms) if initial == Some(max_ms) => {
                 let _ = writeln!(
@@ -201,7 +196,7 @@ fn translate_policy(
                 );
             }
             None => {
-                let delay = millis(&backoff["initialDelayInMilliseconds"]).unwrap_or(1000);
+                let delay = initial.unwrap_or(1000);
                 let _ = writeln!(
                     retries,
                     "        policy: constant\n        duration: {delay}ms"
@@ -209,18 +204,6 @@ fn translate_policy(
             }
         }
         let _ = writeln!(retries, "        maxRetries: {max}");
-        let codes: Vec<String> = retry
-            .pointer("/matches/httpStatusCodes")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().map(|c| c.to_string()).collect())
-            .unwrap_or_default();
-        if !codes.is_empty() {
-            let _ = writeln!(
-                retries,
-                "        matching:\n          httpStatusCodes: \"{}\"",
-                codes.join(",")
-            );
-        }
         target.push(("retry", format!("{prefix}-retry")));
     }
     if let Some(secs) = policy
