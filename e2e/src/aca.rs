@@ -396,7 +396,9 @@ impl AcaRun {
             let dapr = &app["dapr"];
             let app_id = dapr["appId"].as_str().expect("appId").to_owned();
             let token = random_token();
-            let (http, grpc, internal, metrics) = (3600 + i, 50101 + i, 50201 + i, 59201 + i);
+            // All below Linux's ephemeral range (32768-60999): a port in it can be taken at any
+            // moment as the local end of some outgoing connection, and daprd then fails to bind.
+            let (http, grpc, internal, metrics) = (3600 + i, 31101 + i, 31201 + i, 31301 + i);
             let mut env: Vec<(String, String)> = Vec::new();
             for (k, v) in app["env"].as_object().into_iter().flatten() {
                 match literal(v) {
