@@ -37,6 +37,14 @@ pub struct Summary {
 /// row open it for 10 s), so the probes are a second apart rather than as fast as possible.
 pub const TARGET_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Gap between the two answers in a row that [`Checkout::wait_for_target`] needs. daprd serves
+/// invocations before it attaches its app-health state to the app channel (dapr 1.18.3
+/// `pkg/runtime/runtime.go` 847 and 895, the same order in 1.16.2), and that state starts
+/// unhealthy until its first probe answers (`pkg/apphealth/health.go` 69). An answer from before
+/// the attach can be followed by a call that gets 500 "app is not in a healthy state"
+/// (`pkg/channel/http/http_channel.go` 177); a second answer a moment later is past that window.
+pub const TARGET_CONFIRM_DELAY: Duration = Duration::from_millis(250);
+
 /// The order loop.
 #[derive(Debug, Clone)]
 pub struct Checkout {
@@ -52,9 +60,10 @@ impl Checkout {
 
     /// Waits until the target answers its health route through Dapr
     /// (`GET /v1.0/invoke/{target}/method/healthz` on our sidecar, which goes through both
-    /// sidecars to the app, as an order does), for at most the configured
-    /// `target_ready_timeout`. True when it answered 2xx; false, after a warning, when the time
-    /// ran out, and the orders start anyway (their failures are logged one by one).
+    /// sidecars to the app, as an order does) twice in a row, [`TARGET_CONFIRM_DELAY`] apart,
+    /// for at most the configured `target_ready_timeout`. True when it did; false, after a
+    /// warning, when the time ran out, and the orders start anyway (their failures are logged
+    /// one by one).
     ///
     /// Without this wait the first orders of `dapr run -f .` fail: the CLI starts the apps about
     /// a second apart, and the invocation retries (2 × 250 ms) cannot cover a callee that comes
@@ -69,6 +78,7 @@ impl Checkout {
             "Waiting for {target} to answer through Dapr (GET /v1.0/invoke/{target}/method/healthz, at most {timeout:?})"
         );
         let started = Instant::now();
+        let mut answered = false;
         loop {
             let trace = TraceContext::new_root();
             let last = match self
@@ -76,16 +86,22 @@ impl Checkout {
                 .invoke(Method::GET, target, "healthz", None, &trace)
                 .await
             {
-                Ok(_) => {
+                Ok(_) if answered => {
                     tracing::info!(
                         "{target} answers through Dapr after {:.1?}",
                         started.elapsed()
                     );
                     return true;
                 }
+                Ok(_) => {
+                    answered = true;
+                    tokio::time::sleep(TARGET_CONFIRM_DELAY).await;
+                    continue;
+                }
                 Err(DaprError::Status { status, body, .. }) => format!("{status}: {body}"),
                 Err(other) => other.to_string(),
             };
+            answered = false;
             if started.elapsed() + TARGET_POLL_INTERVAL > timeout {
                 tracing::warn!(
                     "{target} did not answer through Dapr within {timeout:?} (last answer: {last}); starting the orders anyway"

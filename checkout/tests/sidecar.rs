@@ -270,7 +270,7 @@ async fn the_first_order_waits_until_order_processor_answers_its_health_route_th
     Mock::given(method("GET"))
         .and(path(TARGET_HEALTH))
         .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"status":"ok"}"#))
-        .expect(1)
+        .expect(2)
         .mount(&sidecar)
         .await;
     Mock::given(method("POST"))
@@ -283,9 +283,9 @@ async fn the_first_order_waits_until_order_processor_answers_its_health_route_th
 
     let started = Instant::now();
     assert!(checkout.wait_for_target().await);
-    // Two failed probes, a second apart each.
+    // Two failed probes, a second apart each, then two answers.
     assert!(
-        started.elapsed() >= 2 * checkout::TARGET_POLL_INTERVAL,
+        started.elapsed() >= 2 * checkout::TARGET_POLL_INTERVAL + checkout::TARGET_CONFIRM_DELAY,
         "{:?}",
         started.elapsed()
     );
@@ -301,7 +301,14 @@ async fn the_first_order_waits_until_order_processor_answers_its_health_route_th
     let post = ("POST".to_owned(), "/orders".to_owned());
     assert_eq!(
         order,
-        [probe.clone(), probe.clone(), probe, post.clone(), post]
+        [
+            probe.clone(),
+            probe.clone(),
+            probe.clone(),
+            probe,
+            post.clone(),
+            post
+        ]
     );
     let text = logs.text();
     assert!(
@@ -313,6 +320,49 @@ async fn the_first_order_waits_until_order_processor_answers_its_health_route_th
         "{text}"
     );
     assert!(!text.contains("Order failed"), "{text}");
+}
+
+/// The answer of a callee sidecar that has attached its app-health state but not yet probed.
+const CALLEE_NOT_PROBED: &str = r#"{"errorCode":"ERR_DIRECT_INVOKE","message":"failed to invoke, id: order-processor, err: rpc error: code = Internal desc = error invoking app channel: rpc error: code = Internal desc = app is not in a healthy state"}"#;
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_answer_followed_by_app_not_healthy_is_not_ready_the_wait_needs_two_in_a_row() {
+    let (logs, _guard) = test_kit::capture_logs();
+    let sidecar = MockServer::start().await;
+    let answers = [
+        ResponseTemplate::new(200).set_body_string(r#"{"status":"ok"}"#),
+        ResponseTemplate::new(500).set_body_string(CALLEE_NOT_PROBED),
+    ];
+    for answer in answers {
+        Mock::given(method("GET"))
+            .and(path(TARGET_HEALTH))
+            .respond_with(answer)
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&sidecar)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path(TARGET_HEALTH))
+        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"status":"ok"}"#))
+        .expect(2)
+        .mount(&sidecar)
+        .await;
+    let checkout = checkout(&sidecar, 1);
+
+    let started = Instant::now();
+    assert!(checkout.wait_for_target().await);
+    assert!(
+        started.elapsed() >= checkout::TARGET_POLL_INTERVAL + 2 * checkout::TARGET_CONFIRM_DELAY,
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(sidecar.received_requests().await.unwrap().len(), 4);
+    let text = logs.text();
+    assert!(
+        text.contains("order-processor answers through Dapr after"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
