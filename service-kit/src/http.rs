@@ -227,12 +227,14 @@ mod tests {
             assert_eq!(status, StatusCode::NOT_FOUND, "{token:?}");
             assert_eq!(body["error"], "not_found");
             // A path with only sidecar-only methods, and one with both kinds.
-            let (status, body) = call(app(token), request(Method::GET, "/orders", None)).await;
-            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{token:?}");
-            assert_eq!(body["message"], "GET is not allowed on /orders");
-            let (status, body) = call(app(token), request(Method::PUT, "/items/a", None)).await;
-            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{token:?}");
-            assert_eq!(body["message"], "PUT is not allowed on /items/a");
+            for (method, uri, message) in [
+                (Method::GET, "/orders", "GET is not allowed on /orders"),
+                (Method::PUT, "/items/a", "PUT is not allowed on /items/a"),
+            ] {
+                let (status, body) = call(app(token), request(method, uri, None)).await;
+                assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{token:?}");
+                assert_eq!(body["message"], message);
+            }
         }
     }
 
@@ -313,34 +315,19 @@ mod tests {
 
     #[test]
     fn the_token_can_be_required_and_then_must_be_set() {
-        let config = |pairs: &[(&str, &str)]| HttpConfig::from_vars(&Vars::from_pairs(pairs));
+        let config = |pairs: &[_]| HttpConfig::from_vars(&Vars::from_pairs(pairs));
+        let required = (env::APP_API_TOKEN_REQUIRED, "true");
         assert!(config(&[]).unwrap().app_api_token.is_none());
-        assert!(
-            config(&[(env::APP_API_TOKEN_REQUIRED, "false")])
-                .unwrap()
-                .app_api_token
-                .is_none()
-        );
-        let required = config(&[
-            (env::APP_API_TOKEN_REQUIRED, "true"),
-            (env::APP_API_TOKEN, "t"),
-        ])
-        .unwrap();
-        assert_eq!(required.app_api_token.unwrap().expose(), "t");
-        for pairs in [
-            &[(env::APP_API_TOKEN_REQUIRED, "true")][..],
-            &[
-                (env::APP_API_TOKEN_REQUIRED, "true"),
-                (env::APP_API_TOKEN, "  "),
-            ][..],
-        ] {
+        let not_required = config(&[(env::APP_API_TOKEN_REQUIRED, "false")]).unwrap();
+        assert!(not_required.app_api_token.is_none());
+        let token = config(&[required, (env::APP_API_TOKEN, "t")])
+            .unwrap()
+            .app_api_token;
+        assert_eq!(token.unwrap().expose(), "t");
+        for pairs in [&[required][..], &[required, (env::APP_API_TOKEN, "  ")]] {
             let err = config(pairs).unwrap_err().to_string();
-            assert!(
-                err.starts_with(
-                    r#"invalid APP_API_TOKEN_REQUIRED="true": APP_API_TOKEN is unset or empty"#
-                ),
-                "{err}"
-            );
+            let want = r#"invalid APP_API_TOKEN_REQUIRED="true": APP_API_TOKEN is unset or empty"#;
+            assert!(err.starts_with(want), "{err}");
         }
         let err = config(&[(env::APP_API_TOKEN_REQUIRED, "yes")]).unwrap_err();
         assert_eq!(err.name, env::APP_API_TOKEN_REQUIRED);
