@@ -71,7 +71,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
 pub fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
     let value = headers
         .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap_or_default());
+        .and_then(|v| v.to_str().ok());
     let essence = value
         .unwrap_or_default()
         .split(';')
@@ -126,8 +126,10 @@ pub fn identifier_or_integer(
     max: u64,
 ) -> Result<String, ApiError> {
     let value = required(obj, field)?;
+    if value.is_string() {
+        return identifier(obj, field);
+    }
     let message = match value.as_u64() {
-        _ if value.is_string() => return identifier(obj, field),
         Some(id) if id <= max => return Ok(id.to_string()),
         Some(id) => format!("{field} must be at most {max} when it is a number, got {id}"),
         None => format!(
