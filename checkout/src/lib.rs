@@ -116,25 +116,29 @@ impl Checkout {
     /// then is finished, never cut off; sleeps end at once.
     pub async fn run(&self, stop: &CancellationToken) -> Summary {
         let mut summary = Summary::default();
+        summary.stopped = self.rounds(stop, &mut summary).await.is_none();
+        summary
+    }
+
+    /// The rounds of [`Checkout::run`], counted in `summary`; `None` when `stop` ended them.
+    async fn rounds(&self, stop: &CancellationToken, summary: &mut Summary) -> Option<()> {
+        let sleep = |duration| stop.run_until_cancelled(tokio::time::sleep(duration));
+        let last_order = self.config.orders_per_round.get();
         let mut round: u64 = 0;
         loop {
             round += 1;
-            let last_order = self.config.orders_per_round.get();
+            let last_round = self.config.rounds.is_some_and(|r| round >= r.get());
             for order_id in 1..=last_order {
                 if stop.is_cancelled() {
-                    summary.stopped = true;
-                    return summary;
+                    return None;
                 }
                 if self.place_order(order_id).await {
                     summary.passed += 1;
                 } else {
                     summary.failed += 1;
                 }
-                let last_of_run =
-                    order_id == last_order && self.config.rounds.is_some_and(|r| round >= r.get());
-                if !last_of_run && sleep_or_stop(self.config.interval, stop).await {
-                    summary.stopped = true;
-                    return summary;
+                if !(last_round && order_id == last_order) {
+                    sleep(self.config.interval).await?;
                 }
             }
             tracing::info!(
@@ -143,13 +147,10 @@ impl Checkout {
                 failed = summary.failed,
                 "round finished"
             );
-            if self.config.rounds.is_some_and(|r| round >= r.get()) {
-                return summary;
+            if last_round {
+                return Some(());
             }
-            if sleep_or_stop(self.config.pause, stop).await {
-                summary.stopped = true;
-                return summary;
-            }
+            sleep(self.config.pause).await?;
         }
     }
 
@@ -169,36 +170,26 @@ impl Checkout {
             )
             .await;
         // Not a request this service serves, so the order gets its own span for its trace id.
+        let target = &self.config.target_app_id;
         telemetry::request_span(&trace).in_scope(|| match result {
             Ok(_) => {
                 tracing::info!("Order passed: {order}");
                 true
             }
-            Err(error) => {
-                self.log_failure(&order, &error);
+            Err(DaprError::Status { status, body, .. }) => {
+                tracing::warn!(
+                    status = status.as_u16(),
+                    %body,
+                    "Order failed: {order}: {target} answered {status}"
+                );
+                false
+            }
+            Err(other) => {
+                tracing::warn!("Order failed: {order}: {other}");
                 false
             }
         })
     }
-
-    fn log_failure(&self, order: &serde_json::Value, error: &DaprError) {
-        let target = &self.config.target_app_id;
-        match error {
-            DaprError::Status { status, body, .. } => tracing::warn!(
-                status = status.as_u16(),
-                %body,
-                "Order failed: {order}: {target} answered {status}"
-            ),
-            other => tracing::warn!("Order failed: {order}: {other}"),
-        }
-    }
-}
-
-/// Sleeps for `duration`; returns true, early, if `stop` is cancelled first.
-async fn sleep_or_stop(duration: Duration, stop: &CancellationToken) -> bool {
-    stop.run_until_cancelled(tokio::time::sleep(duration))
-        .await
-        .is_none()
 }
 
 /// What the health endpoint needs.

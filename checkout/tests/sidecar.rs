@@ -9,10 +9,8 @@ use std::time::{Duration, Instant};
 
 use checkout::config::LoopConfig;
 use checkout::{Checkout, Summary};
-use service_kit::DaprClient;
-use service_kit::dapr::DaprConfig;
 use service_kit::env::Secret;
-use test_kit::client;
+use test_kit::{client, client_for};
 use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -35,6 +33,33 @@ fn never_stop() -> CancellationToken {
     CancellationToken::new()
 }
 
+/// A stand-in sidecar on which order `order_id` is answered `failure` and the other
+/// `orders - 1` orders 200, each expected once.
+async fn failing_order(order_id: u64, failure: ResponseTemplate, orders: u64) -> MockServer {
+    let sidecar = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_json(serde_json::json!({ "orderId": order_id })))
+        .respond_with(failure)
+        .expect(1)
+        .mount(&sidecar)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(orders - 1)
+        .mount(&sidecar)
+        .await;
+    sidecar
+}
+
+/// What a run that was not stopped did.
+fn ran(passed: u64, failed: u64) -> Summary {
+    Summary {
+        passed,
+        failed,
+        stopped: false,
+    }
+}
+
 #[tokio::test]
 async fn each_order_is_a_proxied_post_to_orders_with_the_app_id_header() {
     let sidecar = MockServer::start().await;
@@ -49,14 +74,7 @@ async fn each_order_is_a_proxied_post_to_orders_with_the_app_id_header() {
 
     let summary = checkout(&sidecar, 3).run(&never_stop()).await;
 
-    assert_eq!(
-        summary,
-        Summary {
-            passed: 3,
-            failed: 0,
-            stopped: false
-        }
-    );
+    assert_eq!(summary, ran(3, 0));
     let requests = sidecar.received_requests().await.unwrap();
     let bodies: Vec<String> = requests
         .iter()
@@ -83,59 +101,24 @@ async fn each_order_is_a_proxied_post_to_orders_with_the_app_id_header() {
 
 #[tokio::test]
 async fn a_500_is_a_failure_and_the_loop_goes_on() {
-    let sidecar = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(body_json(serde_json::json!({"orderId": 2})))
-        .respond_with(ResponseTemplate::new(500).set_body_string("boom"))
-        .expect(1)
-        .mount(&sidecar)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .expect(2)
-        .mount(&sidecar)
-        .await;
+    let sidecar = failing_order(2, ResponseTemplate::new(500).set_body_string("boom"), 3).await;
 
     let summary = checkout(&sidecar, 3).run(&never_stop()).await;
 
-    assert_eq!(
-        summary,
-        Summary {
-            passed: 2,
-            failed: 1,
-            stopped: false
-        }
-    );
+    assert_eq!(summary, ran(2, 1));
 }
 
 #[tokio::test]
 async fn a_call_that_times_out_is_a_failure_and_the_loop_goes_on() {
-    let sidecar = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(body_json(serde_json::json!({"orderId": 1})))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
-        .mount(&sidecar)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&sidecar)
-        .await;
-    let mut config = DaprConfig::for_url(sidecar.uri());
-    config.timeout = Duration::from_secs(1);
-    let client = DaprClient::new(&config).unwrap();
+    let slow = ResponseTemplate::new(200).set_delay(Duration::from_secs(5));
+    let sidecar = failing_order(1, slow, 2).await;
+    let client = client_for(&sidecar.uri(), |c| c.timeout = Duration::from_secs(1));
     let checkout = Checkout::new(client, loop_config(2));
 
     let started = Instant::now();
     let summary = checkout.run(&never_stop()).await;
 
-    assert_eq!(
-        summary,
-        Summary {
-            passed: 1,
-            failed: 1,
-            stopped: false
-        }
-    );
+    assert_eq!(summary, ran(1, 1));
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "{:?}",
@@ -145,25 +128,13 @@ async fn a_call_that_times_out_is_a_failure_and_the_loop_goes_on() {
 
 #[tokio::test]
 async fn an_unreachable_sidecar_is_a_failure_not_a_crash() {
-    // A port nothing listens on (a dropped wiremock server keeps listening: it is pooled).
-    let url = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", listener.local_addr().unwrap())
-    };
-    let client = DaprClient::new(&DaprConfig::for_url(url)).unwrap();
+    let client = client_for(&test_kit::unreachable_url(), |_| {});
 
     let summary = Checkout::new(client, loop_config(2))
         .run(&never_stop())
         .await;
 
-    assert_eq!(
-        summary,
-        Summary {
-            passed: 0,
-            failed: 2,
-            stopped: false
-        }
-    );
+    assert_eq!(summary, ran(0, 2));
 }
 
 #[tokio::test]
@@ -174,9 +145,7 @@ async fn the_api_token_is_sent_when_configured() {
         .expect(1)
         .mount(&sidecar)
         .await;
-    let mut config = DaprConfig::for_url(sidecar.uri());
-    config.api_token = Some(Secret::new("t0ken"));
-    let client = DaprClient::new(&config).unwrap();
+    let client = client_for(&sidecar.uri(), |c| c.api_token = Some(Secret::new("t0ken")));
 
     let summary = Checkout::new(client, loop_config(1))
         .run(&never_stop())
@@ -224,15 +193,8 @@ async fn a_stop_signal_ends_the_loop_between_calls() {
 #[tokio::test(flavor = "current_thread")]
 async fn passed_orders_are_logged_with_the_tutorials_line_and_failures_say_what_came_back() {
     let (logs, _guard) = test_kit::capture_logs();
-    let sidecar = MockServer::start().await;
-    Mock::given(body_json(serde_json::json!({"orderId": 2})))
-        .respond_with(ResponseTemplate::new(500).set_body_string("callee exploded"))
-        .mount(&sidecar)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&sidecar)
-        .await;
+    let exploded = ResponseTemplate::new(500).set_body_string("callee exploded");
+    let sidecar = failing_order(2, exploded, 2).await;
 
     checkout(&sidecar, 2).run(&never_stop()).await;
 
@@ -256,17 +218,32 @@ async fn passed_orders_are_logged_with_the_tutorials_line_and_failures_say_what_
 const CALLEE_NOT_UP: &str = r#"{"errorCode":"ERR_DIRECT_INVOKE","message":"failed to invoke, id: order-processor, err: connection refused"}"#;
 const TARGET_HEALTH: &str = "/v1.0/invoke/order-processor/method/healthz";
 
+/// The target's health route answers [`CALLEE_NOT_UP`]: `times` times (and expected as many)
+/// when given, else always.
+async fn callee_not_up(sidecar: &MockServer, times: Option<u64>) {
+    let mock = Mock::given(method("GET"))
+        .and(path(TARGET_HEALTH))
+        .respond_with(ResponseTemplate::new(500).set_body_string(CALLEE_NOT_UP));
+    match times {
+        Some(n) => mock.up_to_n_times(n).expect(n).mount(sidecar).await,
+        None => mock.mount(sidecar).await,
+    }
+}
+
+/// A one-order checkout that waits at most `timeout` for its target.
+fn waiting_at_most(sidecar: &MockServer, timeout: Duration) -> Checkout {
+    let config = LoopConfig {
+        target_ready_timeout: timeout,
+        ..loop_config(1)
+    };
+    Checkout::new(client(sidecar), config)
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn the_first_order_waits_until_order_processor_answers_its_health_route_through_dapr() {
     let (logs, _guard) = test_kit::capture_logs();
     let sidecar = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(TARGET_HEALTH))
-        .respond_with(ResponseTemplate::new(500).set_body_string(CALLEE_NOT_UP))
-        .up_to_n_times(2)
-        .expect(2)
-        .mount(&sidecar)
-        .await;
+    callee_not_up(&sidecar, Some(2)).await;
     Mock::given(method("GET"))
         .and(path(TARGET_HEALTH))
         .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"status":"ok"}"#))
@@ -369,19 +346,8 @@ async fn an_answer_followed_by_app_not_healthy_is_not_ready_the_wait_needs_two_i
 async fn when_order_processor_never_answers_the_orders_start_anyway_after_a_warning() {
     let (logs, _guard) = test_kit::capture_logs();
     let sidecar = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(TARGET_HEALTH))
-        .respond_with(ResponseTemplate::new(500).set_body_string(CALLEE_NOT_UP))
-        .mount(&sidecar)
-        .await;
-    let client = client(&sidecar);
-    let checkout = Checkout::new(
-        client,
-        LoopConfig {
-            target_ready_timeout: Duration::from_secs(2),
-            ..loop_config(1)
-        },
-    );
+    callee_not_up(&sidecar, None).await;
+    let checkout = waiting_at_most(&sidecar, Duration::from_secs(2));
 
     let started = Instant::now();
     assert!(!checkout.wait_for_target().await);
@@ -415,14 +381,10 @@ async fn a_target_ready_timeout_of_zero_skips_the_wait() {
         .expect(0)
         .mount(&sidecar)
         .await;
-    let client = client(&sidecar);
-    let checkout = Checkout::new(
-        client,
-        LoopConfig {
-            target_ready_timeout: Duration::ZERO,
-            ..loop_config(1)
-        },
-    );
 
-    assert!(checkout.wait_for_target().await);
+    assert!(
+        waiting_at_most(&sidecar, Duration::ZERO)
+            .wait_for_target()
+            .await
+    );
 }

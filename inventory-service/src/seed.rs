@@ -64,10 +64,27 @@ pub async fn seed_initial_stock(
     let started = Instant::now();
     let trace = TraceContext::default();
     for (item_id, quantity) in items {
-        let seeded = with_retries(item_id, started, give_up_after, || {
-            inventory.seed(item_id, *quantity, &trace)
-        })
-        .await?;
+        let mut pause = FIRST_RETRY_PAUSE;
+        let seeded = loop {
+            match inventory.seed(item_id, *quantity, &trace).await {
+                Ok(seeded) => break seeded,
+                Err(source) if started.elapsed() + pause > give_up_after => {
+                    return Err(SeedError::Store {
+                        item_id: item_id.clone(),
+                        waited: started.elapsed(),
+                        source,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "setting {INITIAL_STOCK} for item {item_id} failed, trying again in \
+                         {pause:?}: {e}"
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                }
+            }
+        };
         match seeded {
             Seeded::Created => {
                 tracing::info!("Initial stock set. itemId={item_id}, quantity={quantity}");
@@ -79,36 +96,4 @@ pub async fn seed_initial_stock(
         }
     }
     Ok(())
-}
-
-async fn with_retries<F>(
-    item_id: &str,
-    started: Instant,
-    give_up_after: Duration,
-    mut attempt: impl FnMut() -> F,
-) -> Result<Seeded, SeedError>
-where
-    F: Future<Output = Result<Seeded, StoreError>>,
-{
-    let mut pause = FIRST_RETRY_PAUSE;
-    loop {
-        match attempt().await {
-            Ok(seeded) => return Ok(seeded),
-            Err(source) if started.elapsed() + pause > give_up_after => {
-                return Err(SeedError::Store {
-                    item_id: item_id.to_owned(),
-                    waited: started.elapsed(),
-                    source,
-                });
-            }
-            Err(e) => {
-                tracing::warn!(
-                    "setting {INITIAL_STOCK} for item {item_id} failed, trying again in \
-                     {pause:?}: {e}"
-                );
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(MAX_RETRY_PAUSE);
-            }
-        }
-    }
 }

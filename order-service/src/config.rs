@@ -30,17 +30,12 @@ mod tests {
     use service_kit::ServiceConfig;
 
     #[test]
-    fn defaults_match_the_tutorial() {
+    fn defaults_match_the_tutorial_and_a_bad_component_name_is_refused_by_variable() {
         let vars = Vars::from_pairs(&[]);
         let common = ServiceConfig::from_vars(&vars, Some(DEFAULT_PORT)).unwrap();
         assert_eq!(common.port, Some(5002));
         assert_eq!(Config::from_vars(&vars).unwrap().pubsub_name, "pubsub");
-    }
-
-    #[test]
-    fn a_bad_component_name_is_refused_by_variable() {
-        let err =
-            Config::from_vars(&Vars::from_pairs(&[(env::PUBSUB_NAME, "pub sub")])).unwrap_err();
-        assert_eq!(err.name, env::PUBSUB_NAME);
+        let bad = Vars::from_pairs(&[(env::PUBSUB_NAME, "pub sub")]);
+        assert_eq!(Config::from_vars(&bad).unwrap_err().name, env::PUBSUB_NAME);
     }
 }

@@ -46,8 +46,7 @@ pub fn app(state: AppState) -> Router {
             post(place_order).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
         .with_state(state);
-    let sidecar_only = Router::new();
-    http::finish(public, sidecar_only, &http_config)
+    http::finish(public, Router::new(), &http_config)
 }
 
 /// `POST /order` with `{"orderId": "...", "itemId": "...", "quantity": n}`.

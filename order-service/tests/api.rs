@@ -10,8 +10,6 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use order_service::{AppState, MAX_BODY_BYTES, app};
 use serde_json::{Value, json};
-use service_kit::DaprClient;
-use service_kit::dapr::DaprConfig;
 use service_kit::http::HttpConfig;
 use test_kit::{call, call_text};
 use wiremock::matchers::{body_json, header as has_header, method, path};
@@ -21,10 +19,8 @@ const ORDER: &str = r#"{"orderId":"order-1001","itemId":"item1","quantity":10}"#
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 fn state(sidecar: &str, timeout: Duration) -> AppState {
-    let mut config = DaprConfig::for_url(sidecar);
-    config.timeout = timeout;
     AppState {
-        dapr: DaprClient::new(&config).unwrap(),
+        dapr: test_kit::client_for(sidecar, |c| c.timeout = timeout),
         pubsub_name: "pubsub".to_owned(),
         http: HttpConfig::default(),
     }
@@ -279,41 +275,20 @@ async fn a_sidecar_error_is_a_502_that_says_publishing_failed() {
 }
 
 #[tokio::test]
-async fn an_unreachable_sidecar_is_a_503_that_says_publishing_failed() {
-    // A port nothing listens on (a dropped wiremock server keeps listening: it is pooled).
-    let url = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", listener.local_addr().unwrap())
-    };
-
-    let (status, body) = post(
-        state(&url, Duration::from_secs(5)),
-        Some("application/json"),
-        ORDER,
-    )
-    .await;
-
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(body["error"], "publish_failed");
-}
-
-#[tokio::test]
-async fn a_sidecar_that_does_not_answer_in_time_is_a_503() {
-    let sidecar = MockServer::start().await;
+async fn an_unreachable_sidecar_or_one_that_does_not_answer_in_time_is_a_503() {
+    let slow = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(204).set_delay(Duration::from_secs(5)))
-        .mount(&sidecar)
+        .mount(&slow)
         .await;
-
-    let (status, body) = post(
-        state(&sidecar.uri(), Duration::from_secs(1)),
-        Some("application/json"),
-        ORDER,
-    )
-    .await;
-
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(body["error"], "publish_failed");
+    for (url, timeout) in [
+        (test_kit::unreachable_url(), Duration::from_secs(5)),
+        (slow.uri(), Duration::from_secs(1)),
+    ] {
+        let (status, body) = post(state(&url, timeout), Some("application/json"), ORDER).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{url}");
+        assert_eq!(body["error"], "publish_failed");
+    }
 }
 
 #[tokio::test]

@@ -84,27 +84,17 @@ impl DaprConfig {
 }
 
 fn parse_endpoint(raw: &str) -> Result<String, ConfigError> {
-    let url = reqwest::Url::parse(raw).map_err(|e| {
-        ConfigError::new(
-            env::DAPR_HTTP_ENDPOINT,
-            raw,
-            format!("not a URL ({e}); expected http://host:port"),
-        )
-    })?;
+    let bad = |problem: &str| ConfigError::new(env::DAPR_HTTP_ENDPOINT, raw, problem);
+    let url = reqwest::Url::parse(raw)
+        .map_err(|e| bad(&format!("not a URL ({e}); expected http://host:port")))?;
     if url.scheme() != "http" {
-        return Err(ConfigError::new(
-            env::DAPR_HTTP_ENDPOINT,
-            raw,
-            "only http:// is supported: the sidecar runs beside the app, and these services are \
-             built without a TLS stack",
+        return Err(bad(
+            "only http:// is supported: the sidecar runs beside the app, and these \
+             services are built without a TLS stack",
         ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(ConfigError::new(
-            env::DAPR_HTTP_ENDPOINT,
-            raw,
-            "must not have a query or fragment",
-        ));
+        return Err(bad("must not have a query or fragment"));
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
@@ -318,7 +308,8 @@ impl DaprClient {
     ) -> Result<Reply, DaprError> {
         let url = format!("{}/{}", self.base_url, path.trim_start_matches('/'));
         let request = self.http.request(method, &url).header(DAPR_APP_ID, app_id);
-        self.send_invocation(request, url, json_body, trace).await
+        self.exchange(request, url, json_body.map(Value::to_string), trace)
+            .await
     }
 
     /// Invokes `path` on app `app_id` through `/v1.0/invoke/{app_id}/method/{path}`.
@@ -337,23 +328,8 @@ impl DaprClient {
             path.trim_start_matches('/')
         );
         let request = self.http.request(method, &url);
-        self.send_invocation(request, url, json_body, trace).await
-    }
-
-    async fn send_invocation(
-        &self,
-        mut request: reqwest::RequestBuilder,
-        url: String,
-        json_body: Option<&Value>,
-        trace: &TraceContext,
-    ) -> Result<Reply, DaprError> {
-        if let Some(body) = json_body {
-            request = request
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.to_string());
-        }
-        let (status, body) = self.exchange(request, url, trace).await?;
-        Ok(Reply { status, body })
+        self.exchange(request, url, json_body.map(Value::to_string), trace)
+            .await
     }
 
     /// Publishes `event` as JSON to `topic` on pub/sub component `pubsub`. Dapr wraps it in a
@@ -371,7 +347,7 @@ impl DaprClient {
             encode_segment(pubsub),
             encode_segment(topic)
         );
-        self.post_json(url, event, trace).await.map(|_| ())
+        self.post_json(url, event, trace).await
     }
 
     /// Reads `key` from state store `store`; `None` when the key does not exist.
@@ -398,8 +374,7 @@ impl DaprClient {
             .map(str::to_owned);
         let body = self.read_body(resp, &url).await?;
         match status {
-            // Dapr answers 204 for a key that does not exist.
-            StatusCode::NO_CONTENT => Ok(None),
+            // Dapr answers 204, which has no body, for a key that does not exist.
             s if s.is_success() && body.is_empty() => Ok(None),
             s if s.is_success() => {
                 let value = serde_json::from_slice(&body).map_err(|source| DaprError::Decode {
@@ -421,7 +396,7 @@ impl DaprClient {
         trace: &TraceContext,
     ) -> Result<(), DaprError> {
         let url = format!("{}/v1.0/state/{}", self.base_url, encode_segment(store));
-        self.post_json(url, items, trace).await.map(|_| ())
+        self.post_json(url, items, trace).await
     }
 
     /// POSTs `body` as JSON to `url`; a non-2xx answer is an error carrying its status and body.
@@ -430,33 +405,34 @@ impl DaprClient {
         url: String,
         body: &(impl Serialize + ?Sized),
         trace: &TraceContext,
-    ) -> Result<Bytes, DaprError> {
+    ) -> Result<(), DaprError> {
         let body = serde_json::to_vec(body).map_err(|source| DaprError::Decode {
             url: url.clone(),
             source,
         })?;
-        let request = self
-            .http
-            .post(&url)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
-        let (_, body) = self.exchange(request, url, trace).await?;
-        Ok(body)
+        let request = self.http.post(&url);
+        self.exchange(request, url, Some(body), trace)
+            .await
+            .map(|_| ())
     }
 
-    /// Sends `request` and reads the whole answer; a non-2xx answer is an error carrying its
-    /// status and body.
+    /// Sends `request`, with `json` as its JSON body when given, and reads the whole answer; a
+    /// non-2xx answer is an error carrying its status and body.
     async fn exchange(
         &self,
-        request: reqwest::RequestBuilder,
+        mut request: reqwest::RequestBuilder,
         url: String,
+        json: Option<impl Into<reqwest::Body>>,
         trace: &TraceContext,
-    ) -> Result<(StatusCode, Bytes), DaprError> {
+    ) -> Result<Reply, DaprError> {
+        if let Some(body) = json {
+            request = request.header(CONTENT_TYPE, "application/json").body(body);
+        }
         let resp = self.send(request, &url, trace).await?;
         let status = resp.status();
         let body = self.read_body(resp, &url).await?;
         if status.is_success() {
-            Ok((status, body))
+            Ok(Reply { status, body })
         } else {
             Err(status_error(url, status, &body))
         }
@@ -541,45 +517,40 @@ mod tests {
     use crate::env::Vars;
 
     #[test]
-    fn base_url_defaults_to_local_port_3500() {
-        let cfg = DaprConfig::from_vars(&Vars::from_pairs(&[])).unwrap();
-        assert_eq!(cfg.base_url, "http://127.0.0.1:3500");
-        assert_eq!(cfg.timeout, DEFAULT_TIMEOUT);
-        assert!(cfg.api_token.is_none());
-    }
-
-    #[test]
-    fn base_url_follows_dapr_http_port() {
-        let cfg =
-            DaprConfig::from_vars(&Vars::from_pairs(&[(env::DAPR_HTTP_PORT, "3501")])).unwrap();
-        assert_eq!(cfg.base_url, "http://127.0.0.1:3501");
-    }
-
-    #[test]
-    fn endpoint_wins_over_port_and_loses_its_trailing_slash() {
-        let cfg = DaprConfig::from_vars(&Vars::from_pairs(&[
-            (env::DAPR_HTTP_PORT, "3501"),
-            (env::DAPR_HTTP_ENDPOINT, "http://sidecar:3600/"),
-        ]))
-        .unwrap();
-        assert_eq!(cfg.base_url, "http://sidecar:3600");
-    }
-
-    #[test]
-    fn a_bad_endpoint_is_refused_by_name() {
-        for bad in ["not a url", "https://sidecar:3500", "http://x:1/?a=b"] {
-            let err = DaprConfig::from_vars(&Vars::from_pairs(&[(env::DAPR_HTTP_ENDPOINT, bad)]))
-                .unwrap_err();
-            assert_eq!(err.name, env::DAPR_HTTP_ENDPOINT, "{bad}");
+    fn base_url_is_the_endpoint_else_the_local_port_else_3500() {
+        for (pairs, want) in [
+            (&[][..], "http://127.0.0.1:3500"),
+            (
+                &[(env::DAPR_HTTP_PORT, "3501")][..],
+                "http://127.0.0.1:3501",
+            ),
+            // The endpoint wins over the port and loses its trailing slash.
+            (
+                &[
+                    (env::DAPR_HTTP_PORT, "3501"),
+                    (env::DAPR_HTTP_ENDPOINT, "http://sidecar:3600/"),
+                ][..],
+                "http://sidecar:3600",
+            ),
+        ] {
+            let cfg = DaprConfig::from_vars(&Vars::from_pairs(pairs)).unwrap();
+            assert_eq!(cfg.base_url, want);
+            assert_eq!(cfg.timeout, DEFAULT_TIMEOUT);
+            assert!(cfg.api_token.is_none());
         }
     }
 
     #[test]
-    fn a_zero_timeout_is_refused() {
-        let err =
-            DaprConfig::from_vars(&Vars::from_pairs(&[(env::DAPR_HTTP_TIMEOUT_SECONDS, "0")]))
-                .unwrap_err();
-        assert_eq!(err.name, env::DAPR_HTTP_TIMEOUT_SECONDS);
+    fn a_bad_endpoint_or_a_zero_timeout_is_refused_by_name() {
+        for (name, bad) in [
+            (env::DAPR_HTTP_ENDPOINT, "not a url"),
+            (env::DAPR_HTTP_ENDPOINT, "https://sidecar:3500"),
+            (env::DAPR_HTTP_ENDPOINT, "http://x:1/?a=b"),
+            (env::DAPR_HTTP_TIMEOUT_SECONDS, "0"),
+        ] {
+            let err = DaprConfig::from_vars(&Vars::from_pairs(&[(name, bad)])).unwrap_err();
+            assert_eq!(err.name, name, "{bad}");
+        }
     }
 
     #[test]

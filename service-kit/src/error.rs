@@ -53,11 +53,6 @@ impl ApiError {
         self.status
     }
 
-    /// The machine-readable code.
-    pub fn code(&self) -> &'static str {
-        self.error
-    }
-
     /// The human-readable message.
     pub fn message(&self) -> &str {
         &self.message

@@ -55,15 +55,14 @@ impl HttpConfig {
         let app_api_token = vars.secret(env::APP_API_TOKEN);
         let required = vars.bool_or(env::APP_API_TOKEN_REQUIRED, false)?;
         if required && app_api_token.is_none() {
+            let token = env::APP_API_TOKEN;
             return Err(ConfigError::new(
                 env::APP_API_TOKEN_REQUIRED,
                 "true",
                 format!(
-                    "{} is unset or empty, so the routes only the Dapr sidecar may call would be \
-                     open to anyone; set {} (Dapr and Azure Container Apps set it for the \
-                     sidecar) or set {}=false",
-                    env::APP_API_TOKEN,
-                    env::APP_API_TOKEN,
+                    "{token} is unset or empty, so the routes only the Dapr sidecar may call \
+                     would be open to anyone; set {token} (Dapr and Azure Container Apps set it \
+                     for the sidecar) or set {}=false",
                     env::APP_API_TOKEN_REQUIRED
                 ),
             ));
@@ -222,26 +221,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn health_answers_200() {
-        let req = Request::get("/healthz").body(Body::empty()).unwrap();
-        let (status, body) = call(app(None), req).await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(body["status"], "ok");
-    }
-
-    #[tokio::test]
     async fn unknown_paths_and_methods_get_json_errors_with_or_without_a_token_configured() {
         for token in [None, Some("s3cret")] {
             let (status, body) = call(app(token), request(Method::GET, "/nope", None)).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{token:?}");
             assert_eq!(body["error"], "not_found");
             // A path with only sidecar-only methods, and one with both kinds.
-            let (status, body) = call(app(token), request(Method::GET, "/orders", None)).await;
-            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{token:?}");
-            assert_eq!(body["message"], "GET is not allowed on /orders");
-            let (status, body) = call(app(token), request(Method::PUT, "/items/a", None)).await;
-            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{token:?}");
-            assert_eq!(body["message"], "PUT is not allowed on /items/a");
+            for (method, uri, message) in [
+                (Method::GET, "/orders", "GET is not allowed on /orders"),
+                (Method::PUT, "/items/a", "PUT is not allowed on /items/a"),
+            ] {
+                let (status, body) = call(app(token), request(method, uri, None)).await;
+                assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{token:?}");
+                assert_eq!(body["message"], message);
+            }
         }
     }
 
@@ -276,21 +269,14 @@ mod tests {
 
     #[tokio::test]
     async fn with_a_token_configured_sidecar_only_routes_accept_the_right_one() {
-        let (status, body) = text(
-            app(Some("s3cret")),
-            request(Method::POST, "/items/a", Some("s3cret")),
-        )
-        .await;
-        assert_eq!((status, body.as_str()), (StatusCode::OK, "sidecar write"));
-        let (status, body) = text(
-            app(Some("s3cret")),
-            request(Method::POST, "/orders", Some("s3cret")),
-        )
-        .await;
-        assert_eq!(
-            (status, body.as_str()),
-            (StatusCode::OK, "sidecar delivery")
-        );
+        for (uri, expected) in [
+            ("/items/a", "sidecar write"),
+            ("/orders", "sidecar delivery"),
+        ] {
+            let req = request(Method::POST, uri, Some("s3cret"));
+            let (status, body) = text(app(Some("s3cret")), req).await;
+            assert_eq!((status, body.as_str()), (StatusCode::OK, expected), "{uri}");
+        }
     }
 
     #[tokio::test]
@@ -306,8 +292,11 @@ mod tests {
                 );
             }
         }
-        let (status, _) = call(app(Some("s3cret")), request(Method::GET, "/healthz", None)).await;
-        assert_eq!(status, StatusCode::OK);
+        for token in [None, Some("s3cret")] {
+            let (status, body) = call(app(token), request(Method::GET, "/healthz", None)).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(body["status"], "ok");
+        }
     }
 
     #[tokio::test]
@@ -326,34 +315,19 @@ mod tests {
 
     #[test]
     fn the_token_can_be_required_and_then_must_be_set() {
-        let config = |pairs: &[(&str, &str)]| HttpConfig::from_vars(&Vars::from_pairs(pairs));
+        let config = |pairs: &[_]| HttpConfig::from_vars(&Vars::from_pairs(pairs));
+        let required = (env::APP_API_TOKEN_REQUIRED, "true");
         assert!(config(&[]).unwrap().app_api_token.is_none());
-        assert!(
-            config(&[(env::APP_API_TOKEN_REQUIRED, "false")])
-                .unwrap()
-                .app_api_token
-                .is_none()
-        );
-        let required = config(&[
-            (env::APP_API_TOKEN_REQUIRED, "true"),
-            (env::APP_API_TOKEN, "t"),
-        ])
-        .unwrap();
-        assert_eq!(required.app_api_token.unwrap().expose(), "t");
-        for pairs in [
-            &[(env::APP_API_TOKEN_REQUIRED, "true")][..],
-            &[
-                (env::APP_API_TOKEN_REQUIRED, "true"),
-                (env::APP_API_TOKEN, "  "),
-            ][..],
-        ] {
+        let not_required = config(&[(env::APP_API_TOKEN_REQUIRED, "false")]).unwrap();
+        assert!(not_required.app_api_token.is_none());
+        let token = config(&[required, (env::APP_API_TOKEN, "t")])
+            .unwrap()
+            .app_api_token;
+        assert_eq!(token.unwrap().expose(), "t");
+        for pairs in [&[required][..], &[required, (env::APP_API_TOKEN, "  ")]] {
             let err = config(pairs).unwrap_err().to_string();
-            assert!(
-                err.starts_with(
-                    r#"invalid APP_API_TOKEN_REQUIRED="true": APP_API_TOKEN is unset or empty"#
-                ),
-                "{err}"
-            );
+            let want = r#"invalid APP_API_TOKEN_REQUIRED="true": APP_API_TOKEN is unset or empty"#;
+            assert!(err.starts_with(want), "{err}");
         }
         let err = config(&[(env::APP_API_TOKEN_REQUIRED, "yes")]).unwrap_err();
         assert_eq!(err.name, env::APP_API_TOKEN_REQUIRED);

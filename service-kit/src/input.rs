@@ -69,13 +69,11 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
 
 /// `application/json`, or any `application/*+json`, with optional parameters.
 pub fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
-    let Some(value) = headers
+    let value = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
+        .and_then(|v| v.to_str().ok());
     let essence = value
+        .unwrap_or_default()
         .split(';')
         .next()
         .unwrap_or_default()
@@ -92,22 +90,17 @@ pub fn integer(
     range: RangeInclusive<u64>,
 ) -> Result<u64, ApiError> {
     let value = required(obj, field)?;
-    let got = match value.as_u64() {
-        Some(n) if range.contains(&n) => return Ok(n),
-        Some(n) if n > *range.end() => {
-            let max = range.end();
-            let message = format!("{field} must be at most {max}, got {n}");
-            return Err(ApiError::invalid_field(field, message));
-        }
-        Some(n) => n.to_string(),
-        None => describe(value),
-    };
     let kind = if *range.start() == 0 {
         "non-negative"
     } else {
         "positive"
     };
-    let message = format!("{field} must be a {kind} integer, got {got}");
+    let message = match value.as_u64() {
+        Some(n) if range.contains(&n) => return Ok(n),
+        Some(n) if n > *range.end() => format!("{field} must be at most {}, got {n}", range.end()),
+        Some(n) => format!("{field} must be a {kind} integer, got {n}"),
+        None => format!("{field} must be a {kind} integer, got {}", describe(value)),
+    };
     Err(ApiError::invalid_field(field, message))
 }
 
@@ -132,58 +125,39 @@ pub fn identifier_or_integer(
     field: &'static str,
     max: u64,
 ) -> Result<String, ApiError> {
-    match required(obj, field)? {
-        Value::String(_) => identifier(obj, field),
-        Value::Number(n) => match n.as_u64() {
-            Some(id) if id <= max => Ok(id.to_string()),
-            Some(id) => Err(ApiError::invalid_field(
-                field,
-                format!("{field} must be at most {max} when it is a number, got {id}"),
-            )),
-            None => Err(ApiError::invalid_field(
-                field,
-                format!("{field} must be a string or a non-negative integer, got {n}"),
-            )),
-        },
-        other => Err(ApiError::invalid_field(
-            field,
-            format!(
-                "{field} must be a string or a non-negative integer, got {}",
-                describe(other)
-            ),
-        )),
+    let value = required(obj, field)?;
+    if value.is_string() {
+        return identifier(obj, field);
     }
+    let message = match value.as_u64() {
+        Some(id) if id <= max => return Ok(id.to_string()),
+        Some(id) => format!("{field} must be at most {max} when it is a number, got {id}"),
+        None => format!(
+            "{field} must be a string or a non-negative integer, got {}",
+            describe(value)
+        ),
+    };
+    Err(ApiError::invalid_field(field, message))
 }
 
 /// 1 to [`MAX_ID_LEN`] characters from `A-Z a-z 0-9 . _ -`. The set keeps identifiers safe in
 /// Dapr state keys (no `||`, no `/` or `+` that URL decoding would change), in log lines and in
 /// URLs without escaping.
 pub fn check_identifier(field: &'static str, value: &str) -> Result<(), ApiError> {
-    if value.is_empty() {
-        return Err(ApiError::invalid_field(
-            field,
-            format!("{field} must not be empty"),
-        ));
-    }
-    if value.len() > MAX_ID_LEN {
-        return Err(ApiError::invalid_field(
-            field,
-            format!(
-                "{field} must be at most {MAX_ID_LEN} characters, got {}",
-                value.len()
-            ),
-        ));
-    }
-    if !value
+    let message = if value.is_empty() {
+        format!("{field} must not be empty")
+    } else if value.len() > MAX_ID_LEN {
+        let len = value.len();
+        format!("{field} must be at most {MAX_ID_LEN} characters, got {len}")
+    } else if !value
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
     {
-        return Err(ApiError::invalid_field(
-            field,
-            format!("{field} may contain only letters, digits, '.', '_' and '-'"),
-        ));
-    }
-    Ok(())
+        format!("{field} may contain only letters, digits, '.', '_' and '-'")
+    } else {
+        return Ok(());
+    };
+    Err(ApiError::invalid_field(field, message))
 }
 
 fn required<'a>(obj: &'a Map<String, Value>, field: &'static str) -> Result<&'a Value, ApiError> {

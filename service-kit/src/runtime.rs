@@ -65,23 +65,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_thread_unless_workers_are_asked_for() {
+    fn one_thread_unless_workers_are_asked_for_by_a_count_of_1_or_more() {
+        let threads = |pairs: &[_]| Threads::from_vars(&Vars::from_pairs(pairs));
+        assert_eq!(threads(&[]).unwrap(), Threads::One);
         assert_eq!(
-            Threads::from_vars(&Vars::from_pairs(&[])).unwrap(),
-            Threads::One
-        );
-        let four = Vars::from_pairs(&[(env::TOKIO_WORKER_THREADS, "4")]);
-        assert_eq!(
-            Threads::from_vars(&four).unwrap(),
+            threads(&[(env::TOKIO_WORKER_THREADS, "4")]).unwrap(),
             Threads::Workers(NonZeroUsize::new(4).unwrap())
         );
-    }
-
-    #[test]
-    fn a_bad_thread_count_names_the_variable() {
         for bad in ["0", "-1", "two", "1.5"] {
-            let vars = Vars::from_pairs(&[(env::TOKIO_WORKER_THREADS, bad)]);
-            let err = Threads::from_vars(&vars).unwrap_err();
+            let err = threads(&[(env::TOKIO_WORKER_THREADS, bad)]).unwrap_err();
             assert_eq!(err.name, env::TOKIO_WORKER_THREADS, "{bad}");
         }
     }

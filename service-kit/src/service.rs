@@ -117,4 +117,16 @@ mod tests {
         let err = read(&[(env::APP_PORT, "70000")], None).unwrap_err();
         assert_eq!(err.name, env::APP_PORT);
     }
+
+    #[test]
+    fn a_required_token_must_be_set() {
+        let read = |pairs: &[_]| ServiceConfig::from_vars(&Vars::from_pairs(pairs), Some(5001));
+        let required = (env::APP_API_TOKEN_REQUIRED, "true");
+        let err = read(&[required]).unwrap_err();
+        assert_eq!(err.name, env::APP_API_TOKEN_REQUIRED);
+        let message = err.to_string();
+        assert!(message.contains("APP_API_TOKEN is unset or empty"), "{err}");
+        let config = read(&[required, (env::APP_API_TOKEN, "t")]).unwrap();
+        assert!(config.http.app_api_token.is_some());
+    }
 }

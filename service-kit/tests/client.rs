@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use axum::http::Method;
 use serde_json::json;
-use service_kit::dapr::DaprConfig;
 use service_kit::env::Secret;
-use service_kit::{DaprClient, DaprError, TraceContext};
-use test_kit::client;
+use service_kit::{DaprError, TraceContext};
+use test_kit::{client, client_for};
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -29,9 +28,9 @@ async fn invoke_posts_to_the_invoke_api_with_the_app_id_as_one_segment() {
         .expect(1)
         .mount(&sidecar)
         .await;
-    let mut config = DaprConfig::for_url(sidecar.uri());
-    config.api_token = Some(Secret::new("s3cret"));
-    let client = DaprClient::new(&config).unwrap();
+    let client = client_for(&sidecar.uri(), |c| {
+        c.api_token = Some(Secret::new("s3cret"))
+    });
 
     let reply = client
         .invoke(
@@ -132,14 +131,8 @@ async fn waiting_for_the_sidecar_polls_outbound_health_until_204() {
 
 #[tokio::test]
 async fn waiting_for_a_sidecar_that_never_gets_ready_ends_with_a_clear_error() {
-    let sidecar = MockServer::start().await;
-    Mock::given(path("/v1.0/healthz/outbound"))
-        .respond_with(ResponseTemplate::new(500))
-        .mount(&sidecar)
-        .await;
-    let mut config = DaprConfig::for_url(sidecar.uri());
-    config.ready_timeout = Duration::from_secs(1);
-    let client = DaprClient::new(&config).unwrap();
+    let sidecar = test_kit::sidecar_with_health(500).await;
+    let client = client_for(&sidecar.uri(), |c| c.ready_timeout = Duration::from_secs(1));
 
     let err = client.wait_until_ready().await.unwrap_err().to_string();
 

@@ -40,20 +40,43 @@ pub async fn call(app: Router, request: Request<Body>) -> (StatusCode, Value) {
 }
 
 /// A client for the stand-in sidecar `sidecar`, with default timeouts.
+pub fn client(sidecar: &MockServer) -> DaprClient {
+    client_for(&sidecar.uri(), |_| {})
+}
+
+/// A client for the sidecar at `url`, with the default configuration changed by `change`.
 ///
 /// # Panics
 /// When the client cannot be built: a failed test.
 #[allow(clippy::unwrap_used)]
-pub fn client(sidecar: &MockServer) -> DaprClient {
-    DaprClient::new(&DaprConfig::for_url(sidecar.uri())).unwrap()
+pub fn client_for(url: &str, change: impl FnOnce(&mut DaprConfig)) -> DaprClient {
+    let mut config = DaprConfig::for_url(url);
+    change(&mut config);
+    DaprClient::new(&config).unwrap()
+}
+
+/// The URL of a port nothing listens on (a dropped `MockServer` would keep listening: it is
+/// pooled).
+///
+/// # Panics
+/// When no port can be bound: a failed test.
+#[allow(clippy::unwrap_used)]
+pub fn unreachable_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
 }
 
 /// A stand-in sidecar that is ready (`GET /v1.0/healthz/outbound` answers 204).
 pub async fn ready_sidecar() -> MockServer {
+    sidecar_with_health(204).await
+}
+
+/// A stand-in sidecar whose `GET /v1.0/healthz/outbound` answers `status`.
+pub async fn sidecar_with_health(status: u16) -> MockServer {
     let sidecar = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/v1.0/healthz/outbound"))
-        .respond_with(ResponseTemplate::new(204))
+        .respond_with(ResponseTemplate::new(status))
         .mount(&sidecar)
         .await;
     sidecar

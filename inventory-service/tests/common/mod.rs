@@ -1,0 +1,71 @@
+//! Stand-ins for the sidecar's state API that inventory-service's test files share. (Each test
+//! file is its own crate and uses only some of them.)
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// Where state writes go.
+pub(crate) const SAVE_PATH: &str = "/v1.0/state/statestore";
+/// item1's document.
+pub(crate) const ITEM1: &str = "/v1.0/state/statestore/item%3Aitem1";
+
+/// The JSON bodies of the state writes `sidecar` received, in order.
+pub(crate) async fn saves(sidecar: &MockServer) -> Vec<Value> {
+    test_kit::posted(sidecar, SAVE_PATH).await
+}
+
+/// An item document as the sidecar returns it.
+pub(crate) fn stored(doc: Value, etag: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .insert_header("etag", etag)
+        .set_body_json(doc)
+}
+
+/// What the sidecar answers a state read while the store is down.
+pub(crate) fn store_down() -> ResponseTemplate {
+    ResponseTemplate::new(500)
+        .set_body_json(json!({"errorCode": "ERR_STATE_GET", "message": "connection refused"}))
+}
+
+/// Answers `method_name at` with `answer`, at most `times` times when given.
+pub(crate) async fn answer(
+    sidecar: &MockServer,
+    method_name: &str,
+    at: &str,
+    answer: ResponseTemplate,
+    times: Option<u64>,
+) {
+    let mock = Mock::given(method(method_name))
+        .and(path(at))
+        .respond_with(answer);
+    match times {
+        Some(n) => mock.up_to_n_times(n).mount(sidecar).await,
+        None => mock.mount(sidecar).await,
+    }
+}
+
+/// Writes to the state API answer `answer`.
+pub(crate) async fn saves_answer(sidecar: &MockServer, answer: ResponseTemplate) {
+    Mock::given(method("POST"))
+        .and(path(SAVE_PATH))
+        .respond_with(answer)
+        .mount(sidecar)
+        .await;
+}
+
+/// Expects exactly one read of `at` in item1's partition, answered with `answer`.
+pub(crate) async fn expect_one_item1_read(
+    sidecar: &MockServer,
+    at: &str,
+    answer: ResponseTemplate,
+) {
+    Mock::given(method("GET"))
+        .and(path(at))
+        .and(query_param("metadata.partitionKey", "item1"))
+        .respond_with(answer)
+        .expect(1)
+        .mount(sidecar)
+        .await;
+}
