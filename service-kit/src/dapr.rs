@@ -12,9 +12,9 @@ use axum::body::Bytes;
 use axum::http::{HeaderValue, Method, StatusCode};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, PercentEncode, utf8_percent_encode};
 use reqwest::header::{CONTENT_TYPE, ETAG};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::env::{self, ConfigError, Secret, Vars};
 use crate::trace::TraceContext;
@@ -143,6 +143,16 @@ pub enum DaprError {
         error_code: Option<String>,
         /// The start of the body.
         body: String,
+    },
+    /// A bulk read answered, but not for this key.
+    #[error("{url} could not read {key}: {error}")]
+    BulkItem {
+        /// The URL called.
+        url: String,
+        /// The key.
+        key: String,
+        /// What the store said, or that the key was missing from the answer.
+        error: String,
     },
     /// The sidecar did not become ready in time.
     #[error("the Dapr sidecar at {url} was not ready after {waited:?} (last answer: {last})")]
@@ -410,6 +420,63 @@ impl DaprClient {
             }
             s => Err(status_error(url, s, &body)),
         }
+    }
+
+    /// Reads `keys` from state store `store` in one call (`POST /v1.0/state/{store}/bulk`), in
+    /// the order given; `None` for a key that does not exist. The store may read the keys in
+    /// any order, and in parallel: nothing orders one read before another.
+    pub async fn get_bulk_state<T: DeserializeOwned>(
+        &self,
+        store: &str,
+        keys: &[&str],
+        metadata: &[(&str, &str)],
+        trace: &TraceContext,
+    ) -> Result<Vec<Option<StateEntry<T>>>, DaprError> {
+        #[derive(Deserialize)]
+        struct Item<T> {
+            key: String,
+            data: Option<T>,
+            etag: Option<String>,
+            #[serde(default)]
+            error: String,
+        }
+        let mut url = format!(
+            "{}/v1.0/state/{}/bulk",
+            self.base_url,
+            encode_segment(store)
+        );
+        append_metadata_query(&mut url, metadata);
+        let body = self
+            .post_json(url.clone(), &json!({ "keys": keys }), trace)
+            .await?;
+        let mut items: Vec<Item<T>> =
+            serde_json::from_slice(&body).map_err(|source| DaprError::Decode {
+                url: url.clone(),
+                source,
+            })?;
+        keys.iter()
+            .map(|key| {
+                let at = items.iter().position(|i| i.key == *key).ok_or_else(|| {
+                    DaprError::BulkItem {
+                        url: url.clone(),
+                        key: (*key).to_owned(),
+                        error: "missing from the answer".to_owned(),
+                    }
+                })?;
+                let item = items.swap_remove(at);
+                if !item.error.is_empty() {
+                    return Err(DaprError::BulkItem {
+                        url: url.clone(),
+                        key: item.key,
+                        error: item.error,
+                    });
+                }
+                Ok(item.data.map(|value| StateEntry {
+                    value,
+                    etag: item.etag,
+                }))
+            })
+            .collect()
     }
 
     /// Saves `items` to state store `store`. An ETag mismatch is a [`DaprError::Status`] with
