@@ -92,17 +92,20 @@ resource pubsubInventory 'Microsoft.App/managedEnvironments/daprComponents@2025-
         value: subscriberAppId
       }
       {
-        // At most 10 deliveries run at once per replica (as `concurrency: 10` locally): each
-        // is a Cosmos DB read-modify-write, which a 0.25-vCPU replica and a serverless
-        // account take without throttling itself. KEDA adds replicas for more.
+        // At most 10 deliveries (batches, with bulk subscribe) run at once per replica: each is
+        // Cosmos DB read-modify-writes, which a 0.25-vCPU replica and a serverless account take
+        // without throttling itself. KEDA adds replicas for more.
         name: 'maxConcurrentHandlers'
         value: '10'
       }
       {
-        // Messages held (locked, renewed) per replica: the 10 in flight plus 10 waiting. The
-        // default (1000) would lock a whole backlog on one replica, away from new replicas.
+        // Messages held (locked, renewed) per replica, and the largest batch inventory-service's
+        // bulk subscription gets: components-contrib caps maxBulkSubCount at this, and runs
+        // maxActiveMessages / batch size batches at once (common/component/azure/servicebus/
+        // subscription.go). 100 = one batch of BULK_MAX_MESSAGES (100) at a time. The default
+        // (1000) would lock a whole backlog on one replica, away from new replicas.
         name: 'maxActiveMessages'
-        value: '20'
+        value: '100'
       }
       {
         // Renew held locks every 20 s (the default, stated): well inside lockDuration PT1M, so a

@@ -21,6 +21,27 @@ pub const OUTCOME_TTL_SECONDS: &str = "OUTCOME_TTL_SECONDS";
 /// Largest `OUTCOME_TTL_SECONDS`: Dapr's state stores and Cosmos DB take a 32-bit TTL.
 pub const MAX_OUTCOME_TTL_SECONDS: u64 = i32::MAX as u64;
 
+/// `true` (default) or `false`: whether Dapr delivers `OrderPlaced` events in batches (Dapr's
+/// bulk subscribe, route `orders/bulk`). Each batch costs one delivery, and the orders of one
+/// item in it one read and one write of the item's state. `false` subscribes as the tutorial
+/// does, one event per delivery on `orders`.
+pub const BULK_SUBSCRIBE: &str = "BULK_SUBSCRIBE";
+/// Most events in one batch (`maxMessagesCount`), 1 to [`MAX_BULK_MESSAGES`]; default 100.
+/// With Redis, a batch holds at most as many events as the pub/sub component's `concurrency`.
+pub const BULK_MAX_MESSAGES: &str = "BULK_MAX_MESSAGES";
+/// Longest wait, in milliseconds, for a batch to fill before it is delivered anyway
+/// (`maxAwaitDurationMs`), 1 to [`MAX_BULK_AWAIT_MS`]; default 1. An event that arrives alone
+/// waits this long, so it adds to every order's latency at low rates.
+pub const BULK_MAX_AWAIT_MS: &str = "BULK_MAX_AWAIT_MS";
+/// Largest `BULK_MAX_MESSAGES`.
+pub const MAX_BULK_MESSAGES: u32 = 1000;
+/// Largest `BULK_MAX_AWAIT_MS`.
+pub const MAX_BULK_AWAIT_MS: u32 = 60_000;
+/// Default `BULK_MAX_MESSAGES`.
+pub const DEFAULT_BULK_MAX_MESSAGES: u32 = 100;
+/// Default `BULK_MAX_AWAIT_MS`.
+pub const DEFAULT_BULK_MAX_AWAIT_MS: u32 = 1;
+
 /// Port the tutorial's inventory service listens on.
 pub const DEFAULT_PORT: u16 = 5001;
 /// Pub/sub component the tutorial subscribes through.
@@ -42,6 +63,26 @@ pub struct Config {
     pub initial_stock: Vec<(String, u64)>,
     /// `OUTCOME_TTL_SECONDS`, default 30 days.
     pub outcome_ttl: Duration,
+    /// How batches form; `None` when `BULK_SUBSCRIBE=false`.
+    pub bulk: Option<Bulk>,
+}
+
+/// The `bulkSubscribe` settings of the `OrderPlaced` subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bulk {
+    /// `BULK_MAX_MESSAGES`.
+    pub max_messages: u32,
+    /// `BULK_MAX_AWAIT_MS`.
+    pub max_await_ms: u32,
+}
+
+impl Default for Bulk {
+    fn default() -> Self {
+        Self {
+            max_messages: DEFAULT_BULK_MAX_MESSAGES,
+            max_await_ms: DEFAULT_BULK_MAX_AWAIT_MS,
+        }
+    }
 }
 
 impl Config {
@@ -56,6 +97,7 @@ impl Config {
                 None => Vec::new(),
             },
             outcome_ttl: outcome_ttl(vars)?,
+            bulk: bulk(vars)?,
         })
     }
 }
@@ -96,6 +138,35 @@ fn outcome_ttl(vars: &Vars) -> Result<Duration, ConfigError> {
         ));
     }
     Ok(ttl)
+}
+
+fn bulk(vars: &Vars) -> Result<Option<Bulk>, ConfigError> {
+    if !vars.bool_or(BULK_SUBSCRIBE, true)? {
+        return Ok(None);
+    }
+    let within = |name: &'static str, default: u32, max: u32| {
+        let value = vars.parse_or::<u32>(name, default)?;
+        if value == 0 || value > max {
+            return Err(ConfigError::new(
+                name,
+                value.to_string(),
+                format!("must be from 1 to {max}"),
+            ));
+        }
+        Ok(value)
+    };
+    Ok(Some(Bulk {
+        max_messages: within(
+            BULK_MAX_MESSAGES,
+            DEFAULT_BULK_MAX_MESSAGES,
+            MAX_BULK_MESSAGES,
+        )?,
+        max_await_ms: within(
+            BULK_MAX_AWAIT_MS,
+            DEFAULT_BULK_MAX_AWAIT_MS,
+            MAX_BULK_AWAIT_MS,
+        )?,
+    }))
 }
 
 #[cfg(test)]
@@ -164,6 +235,40 @@ mod tests {
         for bad in ["0", "-1", "1.5", "30d", "2147483648"] {
             let err = ttl(bad).unwrap_err();
             assert_eq!(err.name, OUTCOME_TTL_SECONDS, "{bad}");
+        }
+    }
+
+    #[test]
+    fn events_come_in_batches_of_up_to_100_within_1_ms_unless_turned_off() {
+        let bulk = |pairs: &[(&str, &str)]| Config::from_vars(&Vars::from_pairs(pairs));
+        assert_eq!(
+            bulk(&[]).unwrap().bulk,
+            Some(Bulk {
+                max_messages: 100,
+                max_await_ms: 1
+            })
+        );
+        assert_eq!(bulk(&[(BULK_SUBSCRIBE, "false")]).unwrap().bulk, None);
+        assert_eq!(
+            bulk(&[(BULK_MAX_MESSAGES, "10"), (BULK_MAX_AWAIT_MS, "50")])
+                .unwrap()
+                .bulk,
+            Some(Bulk {
+                max_messages: 10,
+                max_await_ms: 50
+            })
+        );
+        for (name, bad) in [
+            (BULK_SUBSCRIBE, "yes"),
+            (BULK_MAX_MESSAGES, "0"),
+            (BULK_MAX_MESSAGES, "1001"),
+            (BULK_MAX_MESSAGES, "-1"),
+            (BULK_MAX_AWAIT_MS, "0"),
+            (BULK_MAX_AWAIT_MS, "1.5"),
+            (BULK_MAX_AWAIT_MS, "60001"),
+        ] {
+            let err = bulk(&[(name, bad)]).unwrap_err();
+            assert_eq!(err.name, name, "{bad}");
         }
     }
 

@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use service_kit::TraceContext;
 use service_kit::events::OrderPlaced;
@@ -45,10 +46,17 @@ pub enum Delivery {
 
 /// Classifies the body of a delivery.
 pub fn classify(body: &[u8]) -> Delivery {
-    let envelope = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => map,
-        Ok(_) => return malformed("the event is not a JSON object", None),
-        Err(_) => return malformed("the event is not JSON", None),
+    match serde_json::from_slice::<Value>(body) {
+        Ok(event) => classify_event(&event),
+        Err(_) => malformed("the event is not JSON", None),
+    }
+}
+
+/// Classifies a delivered event already parsed as JSON: the body of a single delivery, or the
+/// `event` of one entry of a bulk delivery.
+pub fn classify_event(event: &Value) -> Delivery {
+    let Some(envelope) = event.as_object() else {
+        return malformed("the event is not a JSON object", None);
     };
     let event_id = envelope
         .get("id")
@@ -60,14 +68,14 @@ pub fn classify(body: &[u8]) -> Delivery {
         .map(TraceContext::from_traceparent)
         .unwrap_or_default();
     let data = if envelope.contains_key("specversion") {
-        match data_object(&envelope) {
+        match data_object(envelope) {
             Ok(data) => data,
             Err(reason) => return malformed(&reason, event_id),
         }
     } else {
         // Not a CloudEvent (a raw payload): the body is the order, as the tutorial's Python
         // subscriber also accepts.
-        envelope
+        envelope.clone()
     };
     match OrderPlaced::from_json(&data) {
         Ok(order) => Delivery::Order {
@@ -163,6 +171,54 @@ impl IntoResponse for Verdict {
     }
 }
 
+impl Verdict {
+    /// The status of this verdict in the answer to a bulk delivery.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Self::Success => "SUCCESS",
+            Self::Retry(_) => "RETRY",
+            Self::Drop(_) => "DROP",
+        }
+    }
+}
+
+/// A bulk delivery (`bulkSubscribe` in the subscription): daprd's envelope, of which only the
+/// entries matter. Each entry's `event` is the CloudEvent as a JSON object, as the body of a
+/// single delivery would be (dapr `pkg/runtime/subscription/bulksubscription.go`).
+#[derive(Debug, Deserialize)]
+pub struct BulkDelivery {
+    /// The events, each with the id its answer must name.
+    pub entries: Vec<BulkEntry>,
+}
+
+/// One event of a [`BulkDelivery`].
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkEntry {
+    /// The id the answer names this entry by.
+    pub entry_id: String,
+    /// The event.
+    pub event: Value,
+}
+
+/// The answer to a bulk delivery: a status per entry. daprd retries an entry the answer does
+/// not name, as if it were `RETRY`.
+#[derive(Debug, Serialize)]
+pub struct BulkAnswer {
+    /// One per entry answered.
+    pub statuses: Vec<EntryStatus>,
+}
+
+/// The status of one entry of a bulk delivery.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryStatus {
+    /// The entry's id.
+    pub entry_id: String,
+    /// `SUCCESS`, `RETRY` or `DROP`.
+    pub status: &'static str,
+}
+
 /// What became of one `OrderPlaced` delivery: it logs its line and gives Dapr its answer.
 #[derive(Debug)]
 pub enum Delivered {
@@ -182,12 +238,15 @@ pub enum Delivered {
         /// The delivery's CloudEvent id.
         event_id: Option<String>,
     },
+    /// A malformed event of a bulk delivery could not be recorded as a dead letter: Dapr
+    /// retries it (the recording failure is logged once for the batch).
+    Unrecorded(String),
     /// The state store failed: Dapr retries.
     NotProcessed {
         /// The order.
         order: OrderPlaced,
         /// What failed.
-        error: StoreError,
+        error: String,
     },
 }
 
@@ -200,7 +259,10 @@ impl Delivered {
     ) -> Self {
         match result {
             Ok(decided) => Self::Decided { decided, event_id },
-            Err(error) => Self::NotProcessed { order, error },
+            Err(error) => Self::NotProcessed {
+                order,
+                error: error.to_string(),
+            },
         }
     }
 
@@ -243,6 +305,7 @@ impl Delivered {
                     ),
                 }
             }
+            Self::Unrecorded(_) => {}
             Self::NotProcessed { order, error } => tracing::warn!(
                 "OrderPlaced event not processed, Dapr will retry it. orderId={}, itemId={}: {error}",
                 order.order_id,
@@ -260,7 +323,7 @@ impl Delivered {
             )),
             Self::Malformed { reason, .. } => Verdict::Drop(reason),
             Self::Decided { .. } => Verdict::Success,
-            Self::NotProcessed { error, .. } => Verdict::Retry(error.to_string()),
+            Self::Unrecorded(error) | Self::NotProcessed { error, .. } => Verdict::Retry(error),
         }
     }
 }

@@ -5,11 +5,13 @@
 //! - `GET /inventory/{itemId}` → `{"itemId","quantity"}` (0 for an unknown item);
 //!   `POST /inventory/{itemId}` with `{"quantity": n}` sets the stock (*sidecar-only*).
 //! - `GET /inventory/{itemId}/orders/{orderId}` → the recorded outcome of an order.
-//! - `GET /dapr/subscribe` (*sidecar-only*) → the subscription to `OrderPlaced` (route `orders`,
-//!   with a dead-letter topic) and to the dead-letter topic itself (route `deadletters`).
+//! - `GET /dapr/subscribe` (*sidecar-only*) → the subscription to `OrderPlaced` (route
+//!   `orders/bulk` in batches, or `orders`; with a dead-letter topic) and to the dead-letter topic itself (route `deadletters`).
 //! - `POST /orders` (*sidecar-only*) ← Dapr delivers `OrderPlaced` events; each order is applied
 //!   exactly once and logged as in the tutorial:
 //!   `Processed OrderPlaced event. orderId=order-1001, itemId=item1, ordered=10, remaining=90`.
+//! - `POST /orders/bulk` (*sidecar-only*) ← the same events in batches (Dapr's bulk subscribe,
+//!   unless `BULK_SUBSCRIBE=false`), each decided and logged as on `POST /orders`.
 //! - `POST /deadletters` (*sidecar-only*) ← events Dapr dead-lettered; `GET /deadletters` lists
 //!   them.
 //!
@@ -36,8 +38,15 @@ use service_kit::http::{self, HttpConfig};
 use service_kit::input::{self, JsonObject};
 use service_kit::{ApiError, TraceContext};
 
-use crate::config::DEAD_LETTER_TOPIC;
-use crate::delivery::{Delivered, Delivery, MAX_EVENT_BYTES, Verdict};
+use std::collections::HashMap;
+
+use service_kit::events::OrderPlaced;
+use tracing::Instrument as _;
+
+use crate::config::{Bulk, DEAD_LETTER_TOPIC};
+use crate::delivery::{
+    BulkAnswer, BulkDelivery, Delivered, Delivery, EntryStatus, MAX_EVENT_BYTES, Verdict,
+};
 use crate::store::{DeadLetter, DeadLetters, Inventory, MAX_STOCK, Outcome, StoreError};
 
 /// Largest body accepted by the stock endpoint.
@@ -50,6 +59,8 @@ pub struct AppState {
     pub inventory: Inventory,
     /// Pub/sub component the subscriptions use.
     pub pubsub_name: String,
+    /// Whether, and how, `OrderPlaced` events come in batches.
+    pub bulk: Option<Bulk>,
     /// Token check and other HTTP settings.
     pub http: HttpConfig,
 }
@@ -79,6 +90,10 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/orders",
             post(on_order_placed).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/orders/bulk",
+            post(on_orders_bulk).layer(DefaultBodyLimit::disable()),
         )
         .route(
             "/deadletters",
@@ -121,6 +136,157 @@ async fn on_order_placed(
     };
     delivered.log();
     delivered.into_verdict()
+}
+
+/// `POST /orders/bulk`: a batch of `OrderPlaced` deliveries (bulk subscribe), answered with a
+/// status per entry. Each entry is decided as `POST /orders` decides one, and logs the same
+/// line; what differs is how many state calls that takes:
+/// - the orders of one item are applied in the order they came, in one read and one
+///   conditional write of the item ([`Inventory::apply_all`]), items side by side. If that
+///   write fails, every one of those orders is answered `RETRY`: none is half applied.
+/// - malformed entries are recorded as dead letters here, all in one write, before they are
+///   answered `DROP`: daprd then publishes them to the dead-letter topic, but, unlike for a
+///   single delivery, it acknowledges them even when that publish fails
+///   (`pkg/runtime/subscription/postman/http/http.go`, `DeliverBulk`), so the record must
+///   not wait for it. If recording fails, they are answered `RETRY`. The copy that arrives on
+///   the dead-letter topic is recognised by its event id and not recorded twice.
+async fn on_orders_bulk(
+    State(state): State<AppState>,
+    trace: TraceContext,
+    body: Body,
+) -> Response {
+    let limit = MAX_EVENT_BYTES.saturating_mul(state.bulk.map_or(1, |b| b.max_messages as usize));
+    let batch = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => serde_json::from_slice::<BulkDelivery>(&bytes).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let batch = match batch {
+        Ok(batch) => batch,
+        Err(e) => {
+            // Without entry ids there is nothing to answer per entry; daprd retries the batch.
+            tracing::warn!("Unreadable bulk OrderPlaced delivery, Dapr will retry it: {e}");
+            return Verdict::Retry(format!("unreadable bulk delivery: {e}")).into_response();
+        }
+    };
+    let mut outcomes: Vec<Option<Delivered>> = Vec::new();
+    let mut by_item: HashMap<String, Vec<(usize, OrderPlaced, Option<String>)>> = HashMap::new();
+    let mut letters: Vec<(usize, DeadLetter)> = Vec::new();
+    let mut trace = trace;
+    for (at, entry) in batch.entries.iter().enumerate() {
+        outcomes.push(None);
+        match delivery::classify_event(&entry.event) {
+            Delivery::Malformed { reason, event_id } => {
+                let payload = serde_json::to_vec(&entry.event).unwrap_or_default();
+                letters.push((at, DeadLetter::new(event_id, reason, &payload)));
+            }
+            Delivery::Order {
+                order,
+                event_id,
+                trace: event_trace,
+            } => {
+                if trace.trace_id().is_none() {
+                    event_trace.record_in_span();
+                    trace = event_trace;
+                }
+                by_item
+                    .entry(order.item_id.clone())
+                    .or_default()
+                    .push((at, order, event_id));
+            }
+        }
+    }
+
+    tracing::debug!(
+        entries = batch.entries.len(),
+        items = by_item.len(),
+        malformed = letters.len(),
+        "Bulk OrderPlaced delivery"
+    );
+    let mut items = tokio::task::JoinSet::new();
+    for (item_id, orders) in by_item {
+        let (inventory, trace) = (state.inventory.clone(), trace.clone());
+        items.spawn(
+            async move {
+                let batch: Vec<(&OrderPlaced, Option<&str>)> =
+                    orders.iter().map(|(_, o, e)| (o, e.as_deref())).collect();
+                let result = inventory.apply_all(&item_id, &batch, &trace).await;
+                (orders, result)
+            }
+            .in_current_span(),
+        );
+    }
+    if !letters.is_empty() {
+        let just_letters: Vec<DeadLetter> = letters.iter().map(|(_, l)| l.clone()).collect();
+        match state
+            .inventory
+            .record_dead_letters(&just_letters, &trace)
+            .await
+        {
+            Ok(new) => {
+                for ((at, letter), new) in letters.into_iter().zip(new) {
+                    if new {
+                        tracing::warn!(
+                            event_id = letter.event_id.as_deref(),
+                            payload = %letter.payload,
+                            "Recorded dead-lettered OrderPlaced event: {}",
+                            letter.reason
+                        );
+                    }
+                    outcomes[at] = Some(Delivered::Malformed {
+                        reason: letter.reason,
+                        event_id: letter.event_id,
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::error!(
+                    "{} malformed OrderPlaced events not recorded yet, Dapr will retry them: {e}",
+                    letters.len()
+                );
+                for (at, _) in letters {
+                    outcomes[at] = Some(Delivered::Unrecorded(e.to_string()));
+                }
+            }
+        }
+    }
+    while let Some(done) = items.join_next().await {
+        // A task that panicked leaves its entries unanswered, which daprd retries.
+        let Ok((orders, result)) = done else {
+            tracing::error!("applying a batch of orders failed unexpectedly; Dapr will retry it");
+            continue;
+        };
+        match result {
+            Ok(decided) => {
+                for ((at, _, event_id), decided) in orders.into_iter().zip(decided) {
+                    outcomes[at] = Some(Delivered::Decided { decided, event_id });
+                }
+            }
+            Err(e) => {
+                let error = e.to_string();
+                for (at, order, _) in orders {
+                    outcomes[at] = Some(Delivered::NotProcessed {
+                        order,
+                        error: error.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    let statuses = batch
+        .entries
+        .into_iter()
+        .zip(outcomes)
+        .filter_map(|(entry, delivered)| {
+            let delivered = delivered?;
+            delivered.log();
+            Some(EntryStatus {
+                entry_id: entry.entry_id,
+                status: delivered.into_verdict().status(),
+            })
+        })
+        .collect();
+    Json(BulkAnswer { statuses }).into_response()
 }
 
 /// Why an inventory request failed.
@@ -233,15 +399,31 @@ async fn get_outcome(
     }
 }
 
-/// `GET /dapr/subscribe`: Dapr asks once at start-up what to deliver where.
+/// `GET /dapr/subscribe`: Dapr asks once at start-up what to deliver where. `OrderPlaced` comes
+/// in batches on `orders/bulk` unless `BULK_SUBSCRIBE=false`, one event at a time on `orders`
+/// then.
 async fn subscriptions(State(state): State<AppState>) -> Json<Value> {
-    Json(json!([
-        {
+    let orders = match state.bulk {
+        Some(bulk) => json!({
+            "pubsubname": state.pubsub_name,
+            "topic": events::TOPIC,
+            "route": "orders/bulk",
+            "deadLetterTopic": DEAD_LETTER_TOPIC,
+            "bulkSubscribe": {
+                "enabled": true,
+                "maxMessagesCount": bulk.max_messages,
+                "maxAwaitDurationMs": bulk.max_await_ms,
+            },
+        }),
+        None => json!({
             "pubsubname": state.pubsub_name,
             "topic": events::TOPIC,
             "route": "orders",
             "deadLetterTopic": DEAD_LETTER_TOPIC,
-        },
+        }),
+    };
+    Json(json!([
+        orders,
         {
             "pubsubname": state.pubsub_name,
             "topic": DEAD_LETTER_TOPIC,

@@ -20,6 +20,7 @@ fn main() -> std::process::ExitCode {
             Ok(app(AppState {
                 inventory,
                 pubsub_name: config.pubsub_name,
+                bulk: config.bulk,
                 http: common.http,
             }))
         })

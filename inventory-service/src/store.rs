@@ -17,6 +17,16 @@
 //! outcome out of the document writes its key first, so a reader that misses the outcome in the
 //! document will find the key.
 //!
+//! # Batches
+//! [`Inventory::apply_all`] applies several orders of one item (a bulk delivery's) the same way
+//! in one attempt: one read of the document, then one bulk read of the orders' own keys that
+//! are not in it (one plain read for one order, so a single delivery costs what it always did),
+//! each order decided in turn against the stock the ones before it left, and one conditional
+//! write of the document with all the new outcomes. The write is all or nothing: if it is
+//! refused, none of the orders is decided. A document may hold more than [`RECENT_OUTCOMES`]
+//! outcomes after a batch; the next write moves them all out. A bulk read need not read its
+//! keys in order, but it is made after the document was read, which is the order that matters.
+//!
 //! # Why one document and not a state transaction
 //! The stock change and the "already applied" record must be written atomically. With Redis,
 //! Dapr's transaction API cannot do that under optimistic concurrency: `state.redis` runs a
@@ -326,38 +336,63 @@ impl Inventory {
         event_id: Option<&str>,
         trace: &TraceContext,
     ) -> Result<Decided, StoreError> {
-        let item_id = order.item_id.as_str();
+        let mut decided = self
+            .apply_all(&order.item_id, &[(order, event_id)], trace)
+            .await?;
+        // apply_all decides every order it is given, so there is exactly one.
+        Ok(decided.swap_remove(0))
+    }
+
+    /// Applies `orders` of `item_id` (each with the CloudEvent id of its delivery) exactly once,
+    /// in the order given, as [`Inventory::apply`] applies one: each is decided against the
+    /// stock the ones before it left, and all of their outcomes are written in one conditional
+    /// write of the item's document. If that write fails, none of them is decided; a conflict
+    /// starts over from a fresh read. An order given twice is decided once, and its repeat
+    /// reported as a duplicate. Returns one [`Decided`] per order, in the same order.
+    pub async fn apply_all(
+        &self,
+        item_id: &str,
+        orders: &[(&OrderPlaced, Option<&str>)],
+        trace: &TraceContext,
+    ) -> Result<Vec<Decided>, StoreError> {
         let _guard = self.lock_for(item_id).lock().await;
         self.update(
             &item_key(item_id),
             Some(item_id),
             trace,
             |mut doc: ItemDoc| async move {
-                if let Some(known) = self
-                    .find_outcome(&doc, item_id, &order.order_id, trace)
-                    .await?
-                {
-                    return Ok(Change::Keep(Decided {
-                        outcome: known,
-                        duplicate: true,
-                    }));
+                let known = self.find_outcomes(&doc, item_id, orders, trace).await?;
+                let mut decided: Vec<Decided> = Vec::with_capacity(orders.len());
+                let mut new: Vec<Outcome> = Vec::new();
+                for (&(order, event_id), known) in orders.iter().zip(known) {
+                    let earlier = known
+                        .or_else(|| new.iter().find(|o| o.order_id == order.order_id).cloned());
+                    if let Some(outcome) = earlier {
+                        decided.push(Decided {
+                            outcome,
+                            duplicate: true,
+                        });
+                        continue;
+                    }
+                    let outcome = decide(order, doc.quantity, event_id);
+                    doc.quantity = outcome.remaining;
+                    new.push(outcome.clone());
+                    decided.push(Decided {
+                        outcome,
+                        duplicate: false,
+                    });
                 }
-                let outcome = decide(order, doc.quantity, event_id);
-                doc.quantity = outcome.remaining;
+                if new.is_empty() {
+                    return Ok(Change::Keep(decided));
+                }
                 if doc.recent.len() >= RECENT_OUTCOMES {
                     // Written before the document that drops them; see the module docs.
                     self.save_outcomes(item_id, doc.recent.make_contiguous(), trace)
                         .await?;
                     doc.recent.clear();
                 }
-                doc.recent.push_back(outcome.clone());
-                Ok(Change::Write(
-                    doc,
-                    Decided {
-                        outcome,
-                        duplicate: false,
-                    },
-                ))
+                doc.recent.extend(new);
+                Ok(Change::Write(doc, decided))
             },
         )
         .await
@@ -381,22 +416,42 @@ impl Inventory {
         letter: &DeadLetter,
         trace: &TraceContext,
     ) -> Result<bool, StoreError> {
+        let mut new = self
+            .record_dead_letters(std::slice::from_ref(letter), trace)
+            .await?;
+        // One answer per letter given.
+        Ok(new.swap_remove(0))
+    }
+
+    /// Records `letters` in one write; for each, false when one with the same event id is
+    /// already recorded.
+    pub async fn record_dead_letters(
+        &self,
+        letters: &[DeadLetter],
+        trace: &TraceContext,
+    ) -> Result<Vec<bool>, StoreError> {
         self.update(
             DEAD_LETTERS_KEY,
             None,
             trace,
             |mut doc: DeadLetters| async move {
-                if letter.event_id.is_some()
-                    && doc.recent.iter().any(|d| d.event_id == letter.event_id)
-                {
-                    return Ok(Change::Keep(false));
+                let mut new = Vec::with_capacity(letters.len());
+                for letter in letters {
+                    let known = letter.event_id.is_some()
+                        && doc.recent.iter().any(|d| d.event_id == letter.event_id);
+                    new.push(!known);
+                    if !known {
+                        doc.count += 1;
+                        doc.recent.push_back(letter.clone());
+                    }
                 }
-                doc.count += 1;
-                doc.recent.push_back(letter.clone());
+                if !new.contains(&true) {
+                    return Ok(Change::Keep(new));
+                }
                 while doc.recent.len() > RECENT_DEAD_LETTERS {
                     doc.recent.pop_front();
                 }
-                Ok(Change::Write(doc, true))
+                Ok(Change::Write(doc, new))
             },
         )
         .await
@@ -425,6 +480,59 @@ impl Inventory {
             .load::<Outcome>(&order_key(item_id, order_id), Some(item_id), trace)
             .await?
             .map(|(outcome, _)| outcome))
+    }
+
+    /// The recorded outcome of each of `orders`, if decided: from the document, else from the
+    /// orders' own keys, read after the document (see the module docs), one at a time for one
+    /// order as [`Inventory::apply`] always did, in one bulk read for more.
+    async fn find_outcomes(
+        &self,
+        doc: &ItemDoc,
+        item_id: &str,
+        orders: &[(&OrderPlaced, Option<&str>)],
+        trace: &TraceContext,
+    ) -> Result<Vec<Option<Outcome>>, StoreError> {
+        let in_doc = |order_id: &str| doc.recent.iter().find(|o| o.order_id == order_id);
+        let mut keys: Vec<String> = Vec::new();
+        for (order, _) in orders {
+            let key = order_key(item_id, &order.order_id);
+            if in_doc(&order.order_id).is_none() && !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        let stored: Vec<Option<Outcome>> = match keys.as_slice() {
+            [] => Vec::new(),
+            [key] => vec![
+                self.load::<Outcome>(key, Some(item_id), trace)
+                    .await?
+                    .map(|(outcome, _)| outcome),
+            ],
+            _ => {
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                self.dapr
+                    .get_bulk_state::<Outcome>(
+                        &self.store,
+                        &keys,
+                        &[("partitionKey", item_id)],
+                        trace,
+                    )
+                    .await?
+                    .into_iter()
+                    .map(|entry| entry.map(|e| e.value))
+                    .collect()
+            }
+        };
+        Ok(orders
+            .iter()
+            .map(|(order, _)| {
+                in_doc(&order.order_id).cloned().or_else(|| {
+                    let key = order_key(item_id, &order.order_id);
+                    keys.iter()
+                        .position(|k| *k == key)
+                        .and_then(|at| stored.get(at).cloned().flatten())
+                })
+            })
+            .collect())
     }
 
     async fn save_outcomes(

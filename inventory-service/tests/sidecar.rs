@@ -28,6 +28,7 @@ fn router(sidecar: &MockServer) -> Router {
     app(AppState {
         inventory: Inventory::new(test_kit::client(sidecar), "statestore"),
         pubsub_name: "pubsub".to_owned(),
+        bulk: None,
         http: HttpConfig::default(),
     })
 }
@@ -381,6 +382,7 @@ async fn moved_outcomes_carry_the_configured_ttl() {
     let router = app(AppState {
         inventory: Inventory::new(dapr, "statestore").with_outcome_ttl(Duration::from_secs(3600)),
         pubsub_name: "pubsub".to_owned(),
+        bulk: None,
         http: HttpConfig::default(),
     });
     let req = Request::post("/orders")

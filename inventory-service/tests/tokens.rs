@@ -8,6 +8,7 @@
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
+use inventory_service::config::Bulk;
 use inventory_service::store::Inventory;
 use inventory_service::{AppState, app};
 use serde_json::{Value, json};
@@ -54,6 +55,7 @@ fn router(sidecar: &MockServer) -> Router {
     app(AppState {
         inventory: Inventory::new(test_kit::client(sidecar), "statestore"),
         pubsub_name: "pubsub".to_owned(),
+        bulk: Some(Bulk::default()),
         http: HttpConfig {
             app_api_token: Some(Secret::new(TOKEN)),
         },
@@ -79,6 +81,14 @@ fn sidecar_only() -> Vec<(Method, &'static str, String)> {
         ),
         (Method::GET, "/dapr/subscribe", String::new()),
         (Method::POST, "/orders", event("order-2001")),
+        (
+            Method::POST,
+            "/orders/bulk",
+            format!(
+                r#"{{"entries": [{{"entryId": "e-1", "event": {}}}]}}"#,
+                event("order-2004")
+            ),
+        ),
         (Method::POST, "/deadletters", event("order-2002")),
     ]
 }
@@ -176,8 +186,8 @@ async fn sidecar_only_routes_work_with_the_right_token() {
     )
     .await;
     assert_eq!(applied, json!({"status": "SUCCESS"}));
-    // Set stock twice, applied two orders, recorded one dead letter.
-    assert_eq!(writes(&sidecar).await, 5);
+    // Set stock twice, applied three orders (one of them in a batch), recorded one dead letter.
+    assert_eq!(writes(&sidecar).await, 6);
 }
 
 #[tokio::test]

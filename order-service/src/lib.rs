@@ -99,9 +99,10 @@ impl From<DaprError> for Error {
             DaprError::Unreachable { .. }
             | DaprError::Timeout { .. }
             | DaprError::NotReady { .. } => Self::SidecarUnavailable(e),
-            DaprError::Status { .. } | DaprError::Decode { .. } | DaprError::Client(_) => {
-                Self::PublishRefused(e)
-            }
+            DaprError::Status { .. }
+            | DaprError::Decode { .. }
+            | DaprError::BulkItem { .. }
+            | DaprError::Client(_) => Self::PublishRefused(e),
         }
     }
 }

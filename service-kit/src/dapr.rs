@@ -12,9 +12,9 @@ use axum::body::Bytes;
 use axum::http::{HeaderValue, Method, StatusCode};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, PercentEncode, utf8_percent_encode};
 use reqwest::header::{CONTENT_TYPE, ETAG};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::env::{self, ConfigError, Secret, Vars};
 use crate::trace::TraceContext;
@@ -133,6 +133,16 @@ pub enum DaprError {
         error_code: Option<String>,
         /// The start of the body.
         body: String,
+    },
+    /// A bulk read answered, but not for this key.
+    #[error("{url} could not read {key}: {error}")]
+    BulkItem {
+        /// The URL called.
+        url: String,
+        /// The key.
+        key: String,
+        /// What the store said, or that the key was missing from the answer.
+        error: String,
     },
     /// The sidecar did not become ready in time.
     #[error("the Dapr sidecar at {url} was not ready after {waited:?} (last answer: {last})")]
@@ -347,7 +357,7 @@ impl DaprClient {
             encode_segment(pubsub),
             encode_segment(topic)
         );
-        self.post_json(url, event, trace).await
+        self.post_json(url, event, trace).await.map(drop)
     }
 
     /// Reads `key` from state store `store`; `None` when the key does not exist.
@@ -387,6 +397,63 @@ impl DaprClient {
         }
     }
 
+    /// Reads `keys` from state store `store` in one call (`POST /v1.0/state/{store}/bulk`), in
+    /// the order given; `None` for a key that does not exist. The store may read the keys in
+    /// any order, and in parallel: nothing orders one read before another.
+    pub async fn get_bulk_state<T: DeserializeOwned>(
+        &self,
+        store: &str,
+        keys: &[&str],
+        metadata: &[(&str, &str)],
+        trace: &TraceContext,
+    ) -> Result<Vec<Option<StateEntry<T>>>, DaprError> {
+        #[derive(Deserialize)]
+        struct Item<T> {
+            key: String,
+            data: Option<T>,
+            etag: Option<String>,
+            #[serde(default)]
+            error: String,
+        }
+        let mut url = format!(
+            "{}/v1.0/state/{}/bulk",
+            self.base_url,
+            encode_segment(store)
+        );
+        append_metadata_query(&mut url, metadata);
+        let body = self
+            .post_json(url.clone(), &json!({ "keys": keys }), trace)
+            .await?;
+        let mut items: Vec<Item<T>> =
+            serde_json::from_slice(&body).map_err(|source| DaprError::Decode {
+                url: url.clone(),
+                source,
+            })?;
+        keys.iter()
+            .map(|key| {
+                let at = items.iter().position(|i| i.key == *key).ok_or_else(|| {
+                    DaprError::BulkItem {
+                        url: url.clone(),
+                        key: (*key).to_owned(),
+                        error: "missing from the answer".to_owned(),
+                    }
+                })?;
+                let item = items.swap_remove(at);
+                if !item.error.is_empty() {
+                    return Err(DaprError::BulkItem {
+                        url: url.clone(),
+                        key: item.key,
+                        error: item.error,
+                    });
+                }
+                Ok(item.data.map(|value| StateEntry {
+                    value,
+                    etag: item.etag,
+                }))
+            })
+            .collect()
+    }
+
     /// Saves `items` to state store `store`. An ETag mismatch is a [`DaprError::Status`] with
     /// status 409 (see [`DaprError::is_conflict`]).
     pub async fn save_state<V: Serialize>(
@@ -396,24 +463,24 @@ impl DaprClient {
         trace: &TraceContext,
     ) -> Result<(), DaprError> {
         let url = format!("{}/v1.0/state/{}", self.base_url, encode_segment(store));
-        self.post_json(url, items, trace).await
+        self.post_json(url, items, trace).await.map(drop)
     }
 
-    /// POSTs `body` as JSON to `url`; a non-2xx answer is an error carrying its status and body.
+    /// POSTs `body` as JSON to `url` and returns the answer's body; a non-2xx answer is an error
+    /// carrying its status and body.
     async fn post_json(
         &self,
         url: String,
         body: &(impl Serialize + ?Sized),
         trace: &TraceContext,
-    ) -> Result<(), DaprError> {
+    ) -> Result<Bytes, DaprError> {
         let body = serde_json::to_vec(body).map_err(|source| DaprError::Decode {
             url: url.clone(),
             source,
         })?;
         let request = self.http.post(&url);
-        self.exchange(request, url, Some(body), trace)
-            .await
-            .map(|_| ())
+        let reply = self.exchange(request, url, Some(body), trace).await?;
+        Ok(reply.body)
     }
 
     /// Sends `request`, with `json` as its JSON body when given, and reads the whole answer; a

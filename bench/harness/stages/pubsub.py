@@ -38,6 +38,62 @@ if TYPE_CHECKING:
     from ..context import Bench
 
 
+def state_calls(app_id: str) -> dict[str, int]:
+    """State API calls a sidecar has served, by operation (get, bulk_get, set, ...): daprd's
+    `dapr_component_state_count` metric, one count per call of the app."""
+    code, body = http("GET", f"http://127.0.0.1:{SIDECARS[app_id][3]}/metrics")
+    calls: dict[str, int] = {}
+    if code != 200:
+        return calls
+    for line in body.decode(errors="replace").splitlines():
+        if not line.startswith("dapr_component_state_count{"):
+            continue
+        labels, _, value = line.rpartition(" ")
+        op = labels.split('operation="', 1)[1].split('"', 1)[0] if 'operation="' in labels else "?"
+        calls[op] = calls.get(op, 0) + int(float(value))
+    return calls
+
+
+def redis_commands() -> dict[str, int]:
+    """Commands Redis has run, by name (`INFO commandstats`): the store's own round trips."""
+    res = subprocess.run(
+        ["redis-cli", "-p", str(REDIS_PORT), "INFO", "commandstats"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    counts: dict[str, int] = {}
+    for line in res.stdout.splitlines():
+        if line.startswith("cmdstat_"):
+            name, _, stats = line.partition(":")
+            calls = stats.split(",", 1)[0].split("=", 1)[1]
+            counts[name.removeprefix("cmdstat_")] = int(calls)
+    return counts
+
+
+class StoreCounter:
+    """State calls of inventory-service's sidecar and Redis commands over a window, per order."""
+
+    def __init__(self) -> None:
+        self.calls = state_calls("bench-inventory-service")
+        self.redis = redis_commands()
+
+    def per_order(self, orders: int) -> dict:
+        calls, redis = state_calls("bench-inventory-service"), redis_commands()
+        d_calls = {k: v - self.calls.get(k, 0) for k, v in calls.items()}
+        d_redis = {k: v - self.redis.get(k, 0) for k, v in redis.items()}
+        n = max(1, orders)
+        return {
+            "orders": orders,
+            "state_calls_per_order": round(sum(d_calls.values()) / n, 3),
+            "state_calls_by_operation": {k: v for k, v in d_calls.items() if v},
+            "redis_commands_per_order": {
+                k: round(v / n, 3) for k, v in sorted(d_redis.items()) if v
+            },
+        }
+
+
 def run(bench: Bench) -> None:
     bench.say("pub/sub end to end: order-service → daprd → Redis → daprd → inventory-service")
     redis = PROCS.start(
@@ -185,6 +241,7 @@ def run(bench: Bench) -> None:
         f"{bench.s.items} items, then until every accepted order is applied"
     )
     window = CpuWindow(watch).start()
+    store_tp = StoreCounter()
     load_start_us = int(time.time() * 1e6)
     w = bench.wrk(
         "pubsub-throughput",
@@ -217,6 +274,7 @@ def run(bench: Bench) -> None:
         "drain_wait_s": round(drain_s, 2),
         "cpu_load_and_drain": cpu_all,
     }
+    throughput["store"] = store_tp.per_order(throughput["applied"])
     throughput["stock"] = stock_check(baseline)
     throughput.update({k: v for k, v in counters.items()})
     # One reqwest::Client per service, so its pooled keep-alive connections to the sidecar
@@ -231,7 +289,8 @@ def run(bench: Bench) -> None:
     }
     bench.say(
         f"  throughput: accepted {throughput['accepted_per_s']}/s, applied "
-        f"{throughput['applied_per_s']}/s, stock exact: {throughput['stock']['exact']}"
+        f"{throughput['applied_per_s']}/s, stock exact: {throughput['stock']['exact']}, "
+        f"state calls per order {throughput['store']['state_calls_per_order']}"
     )
 
     # 2. Latency: the open-loop probe at a fixed rate.
@@ -242,6 +301,7 @@ def run(bench: Bench) -> None:
     )
     sends = bench.run / "probe-sends.csv"
     window = CpuWindow(watch).start()
+    store_lat = StoreCounter()
     res = subprocess.run(
         [
             str(bench.bin / "bench-probe"),
@@ -280,6 +340,7 @@ def run(bench: Bench) -> None:
         else:
             missing += 1
     latency = {
+        "store": store_lat.per_order(len(lat)),
         "rate": bench.s.probe_rate,
         "count": count,
         "probe": probe,

@@ -534,6 +534,147 @@ fn two_replicas_sharing_the_stream_and_the_store_never_lose_an_update() {
     ));
 }
 
+#[test]
+fn a_batch_mixing_new_duplicate_over_stock_malformed_and_failed_entries_decides_each_once() {
+    let env = Env::new("pubsub_bulk_mixed");
+    // As in the state-store-down scenario: a Redis of its own for the state store, which fails
+    // while the events pile up, so that they come back in full, mixed batches.
+    let mut state = Redis::start_on(&env.logs, 6380, true);
+    let components = components_with(|name, text| {
+        if name == "statestore.yaml" {
+            text.replace("localhost:6379", "localhost:6380")
+        } else {
+            text
+        }
+    });
+    let debug = [("RUST_LOG", "info,inventory_service=debug")];
+    let inventory = start_inventory_with(
+        &env,
+        "inventory-service",
+        Some(&components.path().display().to_string()),
+        &debug,
+    );
+    let _orders = start_order_service(&env);
+    set_stock("mix-a", 100);
+    set_stock("mix-b", 100);
+    set_stock("mix-scarce", 10);
+
+    state.stop();
+    // 30 orders of 1 for mix-a, the first 10 of them twice; 30 of 2 for mix-b; 8 of 3 for
+    // mix-scarce, which has stock for 3 of them; all at once.
+    let mut orders = Vec::new();
+    for i in 1..=30u64 {
+        orders.push(order(&format!("ma-{i}"), "mix-a", 1));
+        orders.push(order(&format!("mb-{i}"), "mix-b", 2));
+        if i <= 10 {
+            orders.push(order(&format!("ma-{i}"), "mix-a", 1));
+        }
+        if i <= 8 {
+            orders.push(order(&format!("ms-{i}"), "mix-scarce", 3));
+        }
+    }
+    let sent = orders.len();
+    assert!(place_orders(orders, 50).iter().all(|s| *s == 200));
+    let malformed: Vec<Vec<u8>> = vec![
+        br#"{"orderId":"mx-1","itemId":"mix-a"}"#.to_vec(),
+        br#"{"orderId":"mx-2","itemId":"mix-b","quantity":-5}"#.to_vec(),
+        br#"{"orderId":"mx-3","itemId":"m 1!","quantity":1}"#.to_vec(),
+    ];
+    for body in &malformed {
+        assert_eq!(
+            publish_raw(
+                ORDER_SIDECAR,
+                "OrderPlaced",
+                "application/json",
+                body.clone()
+            ),
+            204
+        );
+    }
+    // Nothing can be decided while the store is down. Dapr delivers one batch at a time and
+    // retries it with backoff, so the rest pile up behind it and come in full batches later.
+    inventory.wait_for_count("Dapr will retry it", 2, Duration::from_secs(60));
+    assert_eq!(
+        inventory
+            .lines_containing("Processed OrderPlaced event")
+            .len(),
+        0
+    );
+    state.start_again();
+
+    wait_for_stock("mix-a", 70, Duration::from_secs(120), &inventory);
+    wait_for_stock("mix-b", 40, Duration::from_secs(120), &inventory);
+    let scarce: Vec<String> = (1..=8).map(|i| format!("ms-{i}")).collect();
+    let decided = wait_until(Duration::from_secs(60), || {
+        tally_outcomes("mix-scarce", &scarce).2 == 0
+    });
+    assert!(decided, "{}", inventory.tail(40));
+    let recorded = wait_until(Duration::from_secs(60), || {
+        dead_letter_count() == Some(malformed.len() as u64)
+    });
+    assert!(
+        recorded,
+        "{:?}\n{}",
+        dead_letter_count(),
+        inventory.tail(40)
+    );
+    std::thread::sleep(Duration::from_secs(2));
+
+    assert_eq!(stock("mix-a"), Some(70));
+    assert_eq!(stock("mix-b"), Some(40));
+    assert_eq!(stock("mix-scarce"), Some(1));
+    assert_eq!(tally_outcomes("mix-scarce", &scarce), (3, 5, 0));
+    assert_eq!(dead_letter_count(), Some(malformed.len() as u64));
+    // Every order applied once, by exactly one log line; every copy of ma-1..ma-10 skipped.
+    let processed = inventory.lines_containing("Processed OrderPlaced event. orderId=");
+    assert_eq!(processed.len(), 30 + 30 + 3, "{}", inventory.tail(40));
+    assert_eq!(processed_ids(&inventory).len(), processed.len());
+    let skipped = logged_order_ids(&inventory, "Skipped duplicate OrderPlaced event.");
+    for i in 1..=10 {
+        assert!(skipped.contains(&format!("ma-{i}")), "{skipped:?}");
+    }
+    // Each malformed event was dropped (a redelivered one is dropped again, but recorded once:
+    // the dead-letter count above).
+    assert!(
+        inventory
+            .lines_containing("Dropping malformed OrderPlaced event")
+            .len()
+            >= malformed.len()
+    );
+    // The batches really mixed: one held orders of more than one item and a malformed event.
+    let batches = inventory.lines_containing("Bulk OrderPlaced delivery");
+    let field = |line: &str, name: &str| -> u64 {
+        line.split(&format!("{name}="))
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let largest = batches
+        .iter()
+        .map(|l| field(l, "entries"))
+        .max()
+        .unwrap_or(0);
+    assert!(
+        batches
+            .iter()
+            .any(|l| field(l, "items") > 1 && field(l, "malformed") > 0),
+        "no batch mixed items and malformed events: {batches:?}"
+    );
+    let retries = inventory.lines_containing("Dapr will retry it").len();
+    record_scenario(&format!(
+        "mixed batches: sent={sent} orders (10 of them twice) + {} malformed while the state store \
+         was down: {} deliveries, largest {largest} entries, RETRY answered {retries} times; \
+         applied={} skipped-as-duplicate={} rejected=5 dead-lettered={} stock mix-a 100 -> 70, \
+         mix-b 100 -> 40, mix-scarce 10 -> 1",
+        malformed.len(),
+        batches.len(),
+        processed.len(),
+        skipped.len(),
+        malformed.len()
+    ));
+}
+
 /// The quantities of `orders` added up: the stock they must take, whatever happens on the way.
 fn ordered_quantity(orders: &[serde_json::Value]) -> u64 {
     orders
