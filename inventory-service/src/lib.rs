@@ -34,11 +34,12 @@ use serde_json::{Value, json};
 use service_kit::events;
 use service_kit::http::{self, HttpConfig};
 use service_kit::input::{self, JsonObject};
-use service_kit::{ApiError, TraceContext};
+use service_kit::{ApiError, TraceContext, trace};
+use tracing::Instrument as _;
 
 use crate::config::DEAD_LETTER_TOPIC;
 use crate::delivery::{Delivered, Delivery, MAX_EVENT_BYTES, Verdict};
-use crate::store::{DeadLetter, DeadLetters, Inventory, MAX_STOCK, Outcome, StoreError};
+use crate::store::{DeadLetter, DeadLetters, Inventory, MAX_STOCK, Outcome, Status, StoreError};
 
 /// Largest body accepted by the stock endpoint.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -103,18 +104,27 @@ async fn on_order_placed(
                 event_id,
                 trace: event_trace,
             } => {
-                // The delivery's own traceparent is a child of the event's; fall back to the
-                // event's.
-                let trace = if trace.trace_id().is_some() {
-                    trace
-                } else {
-                    event_trace.record_in_span();
-                    event_trace
-                };
+                // The delivery's own traceparent is a child of the event's; `consume` falls back
+                // to the event's.
+                let (trace, span) = trace::consume(
+                    trace,
+                    &event_trace,
+                    events::TOPIC,
+                    event_id.as_deref(),
+                    &order,
+                );
                 let result = state
                     .inventory
                     .apply(&order, event_id.as_deref(), &trace)
+                    .instrument(span.clone())
                     .await;
+                let outcome = match &result {
+                    Ok(decided) if decided.duplicate => "duplicate",
+                    Ok(decided) if decided.outcome.status == Status::Applied => "applied",
+                    Ok(_) => "rejected",
+                    Err(_) => "not_processed",
+                };
+                trace::record_outcome(&span, outcome);
                 Delivered::new(order, event_id, result)
             }
         },

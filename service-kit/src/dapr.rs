@@ -15,6 +15,7 @@ use reqwest::header::{CONTENT_TYPE, ETAG};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tracing::Instrument as _;
 
 use crate::env::{self, ConfigError, Secret, Vars};
 use crate::trace::TraceContext;
@@ -308,8 +309,15 @@ impl DaprClient {
     ) -> Result<Reply, DaprError> {
         let url = format!("{}/{}", self.base_url, path.trim_start_matches('/'));
         let request = self.http.request(method, &url).header(DAPR_APP_ID, app_id);
-        self.exchange(request, url, json_body.map(Value::to_string), trace)
-            .await
+        let template = format!("/{}", path.trim_start_matches('/'));
+        self.exchange(
+            request,
+            &template,
+            url,
+            json_body.map(Value::to_string),
+            trace,
+        )
+        .await
     }
 
     /// Invokes `path` on app `app_id` through `/v1.0/invoke/{app_id}/method/{path}`.
@@ -328,8 +336,15 @@ impl DaprClient {
             path.trim_start_matches('/')
         );
         let request = self.http.request(method, &url);
-        self.exchange(request, url, json_body.map(Value::to_string), trace)
-            .await
+        let template = format!("/v1.0/invoke/{app_id}/method/{{method}}");
+        self.exchange(
+            request,
+            &template,
+            url,
+            json_body.map(Value::to_string),
+            trace,
+        )
+        .await
     }
 
     /// Publishes `event` as JSON to `topic` on pub/sub component `pubsub`. Dapr wraps it in a
@@ -347,7 +362,8 @@ impl DaprClient {
             encode_segment(pubsub),
             encode_segment(topic)
         );
-        self.post_json(url, event, trace).await
+        let template = format!("/v1.0/publish/{pubsub}/{topic}");
+        self.post_json(url, &template, event, trace).await
     }
 
     /// Reads `key` from state store `store`; `None` when the key does not exist.
@@ -365,7 +381,10 @@ impl DaprClient {
             encode_segment(key)
         );
         append_metadata_query(&mut url, metadata);
-        let resp = self.send(self.http.get(&url), &url, trace).await?;
+        let template = format!("/v1.0/state/{store}/{{key}}");
+        let resp = self
+            .send(self.http.get(&url), &template, &url, trace)
+            .await?;
         let status = resp.status();
         let etag = resp
             .headers()
@@ -396,13 +415,15 @@ impl DaprClient {
         trace: &TraceContext,
     ) -> Result<(), DaprError> {
         let url = format!("{}/v1.0/state/{}", self.base_url, encode_segment(store));
-        self.post_json(url, items, trace).await
+        let template = format!("/v1.0/state/{store}");
+        self.post_json(url, &template, items, trace).await
     }
 
     /// POSTs `body` as JSON to `url`; a non-2xx answer is an error carrying its status and body.
     async fn post_json(
         &self,
         url: String,
+        template: &str,
         body: &(impl Serialize + ?Sized),
         trace: &TraceContext,
     ) -> Result<(), DaprError> {
@@ -411,7 +432,7 @@ impl DaprClient {
             source,
         })?;
         let request = self.http.post(&url);
-        self.exchange(request, url, Some(body), trace)
+        self.exchange(request, template, url, Some(body), trace)
             .await
             .map(|_| ())
     }
@@ -421,6 +442,7 @@ impl DaprClient {
     async fn exchange(
         &self,
         mut request: reqwest::RequestBuilder,
+        template: &str,
         url: String,
         json: Option<impl Into<reqwest::Body>>,
         trace: &TraceContext,
@@ -428,7 +450,7 @@ impl DaprClient {
         if let Some(body) = json {
             request = request.header(CONTENT_TYPE, "application/json").body(body);
         }
-        let resp = self.send(request, &url, trace).await?;
+        let resp = self.send(request, template, &url, trace).await?;
         let status = resp.status();
         let body = self.read_body(resp, &url).await?;
         if status.is_success() {
@@ -438,20 +460,39 @@ impl DaprClient {
         }
     }
 
+    /// Sends `request` in a client span named after `template` (with spans exported), whose
+    /// id is the parent in the `traceparent` the sidecar receives; without export, `trace` is
+    /// passed on as it came.
     async fn send(
         &self,
         mut request: reqwest::RequestBuilder,
+        template: &str,
         url: &str,
         trace: &TraceContext,
     ) -> Result<reqwest::Response, DaprError> {
         if let Some(token) = &self.api_token {
             request = request.header(DAPR_API_TOKEN_HEADER, token.clone());
         }
-        trace
-            .apply(request)
-            .send()
+        let mut request = request.build().map_err(|e| self.transport_error(url, e))?;
+        let span = crate::trace::client_span(request.method(), template, request.url(), trace);
+        let sent = TraceContext::of_span(&span);
+        let sent = if sent.is_valid() { &sent } else { trace };
+        sent.inject(request.headers_mut());
+        let result = self
+            .http
+            .execute(request)
+            .instrument(span.clone())
             .await
-            .map_err(|e| self.transport_error(url, e))
+            .map_err(|e| self.transport_error(url, e));
+        if !span.is_none() {
+            let outcome = match &result {
+                Ok(resp) => Ok(resp.status()),
+                Err(DaprError::Timeout { .. }) => Err("timeout"),
+                Err(_) => Err("unreachable"),
+            };
+            crate::trace::record_call(&span, outcome);
+        }
+        result
     }
 
     async fn read_body(&self, resp: reqwest::Response, url: &str) -> Result<Bytes, DaprError> {
