@@ -123,7 +123,8 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 impl Export {
     /// Builds the exporter `config` names; `None` when it names none. The caller reports an
     /// exporter that cannot be built and runs without it: spans are a diagnostic, and a
-    /// collector that is down must not stop an order.
+    /// collector that is down must not stop an order. Call it outside an async runtime: the
+    /// exporters' blocking HTTP clients must not be dropped on one.
     pub fn start(config: &OtelConfig) -> Result<Option<(Self, Tracer)>, String> {
         let resource = Resource::builder()
             .with_service_name(config.service_name.clone())
@@ -145,6 +146,7 @@ impl Export {
             #[allow(deprecated)]
             Exporter::Zipkin(url) => builder.with_batch_exporter(
                 opentelemetry_zipkin::ZipkinExporter::builder()
+                    .with_http_client(Named::new(&config.service_name)?)
                     .with_collector_endpoint(url)
                     .build()
                     .map_err(|e| format!("the Zipkin exporter for {url}: {e}"))?,
@@ -162,6 +164,53 @@ impl Export {
         if let Err(e) = self.provider.shutdown_with_timeout(FLUSH_TIMEOUT) {
             tracing::warn!("sending the last spans failed: {e}");
         }
+    }
+}
+
+/// How long one export to Zipkin may take (the exporter's own default).
+const ZIPKIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The Zipkin exporter's HTTP client, which names the service on every span it sends:
+/// opentelemetry-zipkin 0.33 writes no `localEndpoint.serviceName` (it once took one and no
+/// longer reads the resource's), and Zipkin files a span without one under no service.
+#[derive(Debug)]
+struct Named {
+    client: reqwest::blocking::Client,
+    service: String,
+}
+
+impl Named {
+    fn new(service: &str) -> Result<Self, String> {
+        // Built on a thread of its own: reqwest's blocking client starts a runtime, which must
+        // not happen on a thread that runs one.
+        let client = std::thread::spawn(|| {
+            reqwest::blocking::Client::builder()
+                .timeout(ZIPKIN_TIMEOUT)
+                .build()
+        })
+        .join()
+        .map_err(|_| "the Zipkin exporter's HTTP client panicked".to_owned())?
+        .map_err(|e| format!("the Zipkin exporter's HTTP client: {e}"))?;
+        Ok(Self {
+            client,
+            service: service.to_owned(),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for Named {
+    async fn send_bytes(
+        &self,
+        mut request: axum::http::Request<axum::body::Bytes>,
+    ) -> Result<axum::http::Response<axum::body::Bytes>, opentelemetry_http::HttpError> {
+        if let Ok(mut spans) = serde_json::from_slice::<Vec<serde_json::Value>>(request.body()) {
+            for span in &mut spans {
+                span["localEndpoint"]["serviceName"] = self.service.as_str().into();
+            }
+            *request.body_mut() = serde_json::to_vec(&spans)?.into();
+        }
+        self.client.send_bytes(request).await
     }
 }
 

@@ -115,6 +115,7 @@ where
         .with_location(false)
         .with_threads(false)
         .with_tracked_inactivity(false)
+        .with_target(false)
         .with_filter(filter_fn(|meta| {
             meta.is_span() && meta.target().starts_with("service_kit")
         }))

@@ -180,6 +180,10 @@ fn has_w3c_lengths(value: &str) -> bool {
 /// to the caller's `traceparent`; its `trace_id` field is the trace the request belongs to.
 pub fn server_span(request: &Request) -> tracing::Span {
     let incoming = TraceContext::from_headers(request.headers());
+    if !otel::exporting() {
+        // Only the log span, as before spans were exported: nothing more per request.
+        return crate::telemetry::request_span(&incoming);
+    }
     let method = request.method();
     let route = request
         .extensions()
@@ -201,18 +205,16 @@ pub fn server_span(request: &Request) -> tracing::Span {
         http.route = route,
         http.response.status_code = Empty,
     );
-    let own = if otel::exporting() {
-        let _ = span.set_parent(incoming.otel_context());
-        TraceContext::of_span(&span)
-    } else {
-        incoming
-    };
-    own.record_in(&span);
+    let _ = span.set_parent(incoming.otel_context());
+    TraceContext::of_span(&span).record_in(&span);
     span
 }
 
 /// Records the answer on a [`server_span`]: its status, and an error status for a 5xx.
 pub fn record_response(span: &tracing::Span, status: StatusCode) {
+    if !otel::exporting() {
+        return;
+    }
     span.record("http.response.status_code", status.as_u16());
     if status.is_server_error() {
         span.record("otel.status_code", "ERROR");
