@@ -5,7 +5,8 @@
 //! exporter (the default of `OTEL_TRACES_EXPORTER`) needs `OTEL_EXPORTER_OTLP_ENDPOINT` or
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`; `OTEL_TRACES_EXPORTER=zipkin` sends Zipkin's format to
 //! `OTEL_EXPORTER_ZIPKIN_ENDPOINT` (the Zipkin server `scripts/run.sh` starts takes only that);
-//! `none` or `OTEL_SDK_DISABLED=true` switch export off. Spans are batched and sent from the
+//! `none` or `OTEL_SDK_DISABLED=true` switch export off. OTLP over gRPC is not built in: with
+//! `OTEL_EXPORTER_OTLP_PROTOCOL=grpc` the service starts, logs that it exports nothing, and runs. Spans are batched and sent from the
 //! SDK's own thread, so a request never waits on the exporter; [`Export::shutdown`] flushes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +28,11 @@ pub enum Exporter {
     Otlp(String),
     /// Zipkin's JSON format, to this URL (ending `/api/v2/spans`).
     Zipkin(String),
+    /// An exporter these services do not have (OTLP over gRPC): nothing is exported, and the
+    /// service says so when it starts, rather than not starting. A platform may inject the
+    /// variables (Azure Container Apps' OpenTelemetry agent sets OTEL_EXPORTER_OTLP_PROTOCOL),
+    /// and spans are a diagnostic: an order must not fail for them.
+    Unusable(String),
 }
 
 /// The export settings of one service.
@@ -63,11 +69,12 @@ impl OtelConfig {
                 ] {
                     if let Some(protocol) = vars.get(name) {
                         if protocol != "http/protobuf" {
-                            return Err(ConfigError::new(
-                                name,
-                                protocol,
-                                "only http/protobuf is built into these services",
-                            ));
+                            return Ok(Self {
+                                exporter: Exporter::Unusable(format!(
+                                    "{name}={protocol:?}: only http/protobuf is built in"
+                                )),
+                                service_name,
+                            });
                         }
                         break;
                     }
@@ -132,13 +139,14 @@ impl Export {
         let builder = SdkTracerProvider::builder().with_resource(resource);
         let builder = match &config.exporter {
             Exporter::None => return Ok(None),
+            Exporter::Unusable(why) => return Err(why.clone()),
             Exporter::Otlp(url) => builder.with_batch_exporter(
                 opentelemetry_otlp::SpanExporter::builder()
                     .with_http()
                     .with_protocol(Protocol::HttpBinary)
                     .with_endpoint(url)
                     .build()
-                    .map_err(|e| format!("the OTLP exporter for {url}: {e}"))?,
+                    .map_err(|e| format!("building the OTLP exporter for {url} failed: {e}"))?,
             ),
             // Deprecated upstream in favour of Zipkin's own OTLP intake, the zipkin-module-otel
             // collector, which Maven Central does not serve here: this is the only way into
@@ -149,7 +157,7 @@ impl Export {
                     .with_http_client(Named::new(&config.service_name)?)
                     .with_collector_endpoint(url)
                     .build()
-                    .map_err(|e| format!("the Zipkin exporter for {url}: {e}"))?,
+                    .map_err(|e| format!("building the Zipkin exporter for {url} failed: {e}"))?,
             ),
         };
         let provider = builder.build();
@@ -264,12 +272,28 @@ mod tests {
         }
         for (name, bad) in [
             (env::OTEL_TRACES_EXPORTER, "jaeger"),
-            (env::OTEL_EXPORTER_OTLP_PROTOCOL, "grpc"),
             (env::OTEL_SDK_DISABLED, "maybe"),
         ] {
             let err = read(&[otlp, (name, bad)]).unwrap_err();
             assert_eq!(err.name, name, "{bad}");
         }
+        // A protocol the services lack is no reason not to start; the variable is named.
+        for name in [
+            env::OTEL_EXPORTER_OTLP_PROTOCOL,
+            env::OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
+        ] {
+            let exporter = read(&[otlp, (name, "grpc")]).unwrap();
+            let want = format!(r#"{name}="grpc": only http/protobuf is built in"#);
+            assert_eq!(exporter, Exporter::Unusable(want));
+            assert!(
+                matches!(Export::start(&OtelConfig { exporter, service_name: "s".into() }), Err(e) if e.contains(name))
+            );
+        }
+        let kept = read(&[otlp, (env::OTEL_EXPORTER_OTLP_PROTOCOL, "http/protobuf")]).unwrap();
+        assert_eq!(
+            kept,
+            Exporter::Otlp("http://collector:4318/v1/traces".to_owned())
+        );
     }
 
     #[test]

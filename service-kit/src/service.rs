@@ -100,7 +100,7 @@ where
     };
     let _log = telemetry::init(log_format, "info", tracer);
     if let Some(e) = export_failed {
-        tracing::warn!("{service} runs without exporting spans: building {e} failed");
+        tracing::warn!("{service} runs without exporting spans: {e}");
     }
     let code = runtime::block_on(threads, async {
         main.await.unwrap_or_else(|e| {
