@@ -10,20 +10,14 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::post;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
-use opentelemetry_proto::tonic::trace::v1::Span;
-use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use prost::Message as _;
 use serde_json::json;
 use service_kit::dapr::StateWrite;
 use service_kit::events::OrderPlaced;
 use service_kit::http::{HttpConfig, finish};
-use service_kit::otel::{Export, Exporter, OtelConfig};
-use service_kit::{DaprClient, TraceContext, telemetry, trace};
+use service_kit::{DaprClient, TraceContext, trace};
+use test_kit::spans::{Exported, SpanKind, attribute, hex, named};
 use tracing::Instrument as _;
-use tracing_subscriber::prelude::*;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -76,19 +70,6 @@ fn app(dapr: DaprClient) -> Router {
     finish(public, Router::new(), &HttpConfig::default())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn attribute(span: &Span, key: &str) -> Option<String> {
-    let value = span.attributes.iter().find(|kv| kv.key == key)?;
-    match value.value.as_ref()?.value.as_ref()? {
-        AnyValue::StringValue(s) => Some(s.clone()),
-        AnyValue::IntValue(i) => Some(i.to_string()),
-        other => Some(format!("{other:?}")),
-    }
-}
-
 /// The parent span id in the `traceparent` the sidecar got at `at`.
 async fn parent_sent(sidecar: &MockServer, at: &str) -> String {
     let requests = sidecar.received_requests().await.unwrap();
@@ -102,26 +83,12 @@ async fn parent_sent(sidecar: &MockServer, at: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_are_posted_to_the_otlp_receiver_and_their_ids_are_the_parents_the_sidecar_gets() {
-    let collector = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/traces"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&collector)
-        .await;
+    let exported = Exported::start("order-service").await;
     let sidecar = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(204))
         .mount(&sidecar)
         .await;
-    let config = OtelConfig {
-        exporter: Exporter::Otlp(format!("{}/v1/traces", collector.uri())),
-        service_name: "order-service".to_owned(),
-    };
-    let (export, tracer) = Export::start(&config).unwrap().unwrap();
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::registry().with(telemetry::span_layer(tracer)),
-    )
-    .unwrap();
 
     let app = app(test_kit::client(&sidecar));
     for uri in ["/order", "/orders"] {
@@ -134,41 +101,8 @@ async fn spans_are_posted_to_the_otlp_receiver_and_their_ids_are_the_parents_the
     }
     let publish_parent = parent_sent(&sidecar, "/v1.0/publish/pubsub/OrderPlaced").await;
     let save_parent = parent_sent(&sidecar, "/v1.0/state/statestore").await;
-    tokio::task::spawn_blocking(move || export.shutdown())
-        .await
-        .unwrap();
-
-    let posted = collector.received_requests().await.unwrap();
-    assert!(!posted.is_empty(), "no spans were posted");
-    let mut spans = Vec::new();
-    for request in &posted {
-        assert_eq!(request.headers["content-type"], "application/x-protobuf");
-        let export = ExportTraceServiceRequest::decode(request.body.as_slice()).unwrap();
-        for resource in export.resource_spans {
-            let service = resource.resource.as_ref().and_then(|r| {
-                r.attributes
-                    .iter()
-                    .find(|kv| kv.key == "service.name")
-                    .cloned()
-            });
-            let service = service.and_then(|kv| kv.value?.value);
-            assert_eq!(
-                service,
-                Some(AnyValue::StringValue("order-service".to_owned()))
-            );
-            spans.extend(resource.scope_spans.into_iter().flat_map(|s| s.spans));
-        }
-    }
-    let by_name = |name: &str| {
-        let found: Vec<&Span> = spans.iter().filter(|s| s.name == name).collect();
-        assert_eq!(
-            found.len(),
-            1,
-            "{name} in {:?}",
-            spans.iter().map(|s| &s.name).collect::<Vec<_>>()
-        );
-        found[0]
-    };
+    let spans = exported.spans().await;
+    let by_name = |name: &str| named(&spans, name);
     assert_eq!(spans.len(), 5);
     for span in &spans {
         assert_eq!(hex(&span.trace_id), TRACE_ID, "{}", span.name);
