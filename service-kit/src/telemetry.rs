@@ -86,10 +86,19 @@ pub fn init(format: LogFormat, default_filter: &str, tracer: Option<Tracer>) -> 
         .lossy(false)
         .buffered_lines_limit(LOG_BUFFER_LINES)
         .finish(stdout);
-    tracing_subscriber::registry()
-        .with(layer(format, writer, std::io::stdout().is_terminal()).with_filter(filter))
-        .with(tracer.map(span_layer))
-        .init();
+    let ansi = std::io::stdout().is_terminal();
+    match tracer {
+        // Without export, the subscriber is the one from before spans existed: one filter for
+        // everything, and no per-layer filtering to pay for on each event.
+        None => tracing_subscriber::registry()
+            .with(filter)
+            .with(layer(format, writer, ansi))
+            .init(),
+        Some(tracer) => tracing_subscriber::registry()
+            .with(layer(format, writer, ansi).with_filter(filter))
+            .with(span_layer(tracer))
+            .init(),
+    }
     LogGuard(guard)
 }
 
