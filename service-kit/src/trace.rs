@@ -270,8 +270,9 @@ pub fn record_call(span: &tracing::Span, outcome: Result<StatusCode, &str>) {
 /// its sidecar calls continue, with the span to run them in (an empty one without export).
 ///
 /// The span is a child of the delivery (`request`, daprd's delivery span, itself a child of the
-/// event's `traceparent`), or of the event's own context when the delivery carried none; then
-/// the event's trace id also becomes the request's log trace id.
+/// event's `traceparent`), or of the event's own context when the delivery did not continue the
+/// event's trace (it carried no `traceparent`, so with export on its server span started a new
+/// trace); then the event's trace id also becomes the request's log trace id.
 pub fn consume(
     request: TraceContext,
     event: &TraceContext,
@@ -279,7 +280,9 @@ pub fn consume(
     event_id: Option<&str>,
     order: &OrderPlaced,
 ) -> (TraceContext, tracing::Span) {
-    let parent = if request.is_valid() {
+    let continues_event =
+        !otel::exporting() || !event.is_valid() || request.trace_id() == event.trace_id();
+    let parent = if request.is_valid() && continues_event {
         request
     } else {
         event.record_in_span();

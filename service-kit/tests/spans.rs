@@ -15,7 +15,7 @@ use service_kit::dapr::StateWrite;
 use service_kit::events::OrderPlaced;
 use service_kit::http::{HttpConfig, finish};
 use service_kit::{DaprClient, TraceContext, trace};
-use test_kit::spans::{Exported, SpanKind, attribute, hex, named};
+use test_kit::spans::{Exported, Span, SpanKind, attribute, hex, named};
 use tracing::Instrument as _;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -101,7 +101,36 @@ async fn spans_are_posted_to_the_otlp_receiver_and_their_ids_are_the_parents_the
     }
     let publish_parent = parent_sent(&sidecar, "/v1.0/publish/pubsub/OrderPlaced").await;
     let save_parent = parent_sent(&sidecar, "/v1.0/state/statestore").await;
-    let spans = exported.spans().await;
+    // A delivery without a traceparent: its server span starts a trace of its own, and the
+    // consumer span joins the event's.
+    sidecar.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&sidecar)
+        .await;
+    let request = Request::post("/orders").body(Body::empty()).unwrap();
+    let (status, _) = test_kit::call_text(app.clone(), request).await;
+    assert_eq!(status, StatusCode::OK);
+    let untraced_save_parent = parent_sent(&sidecar, "/v1.0/state/statestore").await;
+    let mut spans = exported.spans().await;
+    assert_eq!(spans.len(), 8);
+    // The untraced delivery: a server span in a trace of its own, a consumer span under the
+    // event's span (no link: the event is its parent), and its state write under that.
+    let take = |spans: &mut Vec<Span>, pick: &dyn Fn(&Span) -> bool| {
+        let at = spans.iter().position(pick).unwrap();
+        spans.remove(at)
+    };
+    let untraced = take(&mut spans, &|s| s.parent_span_id.is_empty());
+    assert_eq!(untraced.name, "POST /orders");
+    assert_ne!(hex(&untraced.trace_id), TRACE_ID);
+    let joined = take(&mut spans, &|s| hex(&s.parent_span_id) == EVENT_SPAN);
+    assert_eq!(joined.name, "process OrderPlaced");
+    assert_eq!(hex(&joined.trace_id), TRACE_ID);
+    assert!(joined.links.is_empty());
+    let joined_save = take(&mut spans, &|s| hex(&s.span_id) == untraced_save_parent);
+    assert_eq!(joined_save.parent_span_id, joined.span_id);
+    assert_eq!(hex(&joined_save.trace_id), TRACE_ID);
+
     let by_name = |name: &str| named(&spans, name);
     assert_eq!(spans.len(), 5);
     for span in &spans {
