@@ -43,3 +43,43 @@ ensure_tools() {
   fi
   command -v redis-server >/dev/null || die "redis-server is still not on PATH"
 }
+
+# The trace backend: the Zipkin server (UI and query API at http://127.0.0.1:9411/zipkin/), the
+# exec jar Maven Central publishes as io.zipkin:zipkin-server:3.6.1:jar:exec. It needs Java 17.
+ZIPKIN_VERSION=3.6.1
+# sha256 of zipkin-server-3.6.1-exec.jar, checked on every use; Maven itself also checks the
+# .sha1 Maven Central serves beside it (--strict-checksums).
+ZIPKIN_SHA256=d8326e0ed4f43855dba81228f688554706e52578a7c782d9a90b73f8680654a1
+# shellcheck disable=SC2034  # used by the scripts that source this file
+ZIPKIN_PORT=9411
+
+# Prints the path of the Zipkin server jar, downloading it once (135 MB) with Maven into a local
+# repository in the cache. Fails, never skips, when it cannot be had or does not match the pin.
+ensure_zipkin() {
+  local repo="$CACHE_DIR/m2"
+  local jar="$repo/io/zipkin/zipkin-server/$ZIPKIN_VERSION/zipkin-server-$ZIPKIN_VERSION-exec.jar"
+  command -v java >/dev/null || apt_install openjdk-17-jre-headless
+  if [[ ! -f "$jar" ]]; then
+    command -v mvn >/dev/null || apt_install maven
+    say "Zipkin: downloading io.zipkin:zipkin-server:$ZIPKIN_VERSION:jar:exec (135 MB, once) from Maven Central into $repo"
+    mvn -B -q --strict-checksums -Dmaven.repo.local="$repo" \
+      org.apache.maven.plugins:maven-dependency-plugin:3.8.1:get \
+      -Dartifact="io.zipkin:zipkin-server:$ZIPKIN_VERSION:jar:exec" -Dtransitive=false >&2 \
+      || die "could not download the Zipkin server with Maven (see above); scripts/run.sh can run without it: ZIPKIN=off scripts/run.sh"
+  fi
+  local sum
+  sum="$(sha256sum "$jar" | cut -d' ' -f1)"
+  [[ "$sum" == "$ZIPKIN_SHA256" ]] || die "$jar has sha256 $sum, not the pinned $ZIPKIN_SHA256: delete it and run again"
+  printf '%s\n' "$jar"
+}
+
+# start_zipkin JAR LOG: starts Zipkin on 127.0.0.1:9411 only (in memory, so traces last until it
+# stops), in the background, logging to LOG; sets ZIPKIN_PID. The caller waits for it.
+start_zipkin() {
+  # Armeria, Zipkin's HTTP server, takes its listen address from armeria.ports.
+  java -jar "$1" \
+    "--armeria.ports[0].address=127.0.0.1" "--armeria.ports[0].port=$ZIPKIN_PORT" \
+    "--armeria.ports[0].protocols[0]=http" >"$2" 2>&1 &
+  # shellcheck disable=SC2034  # read by the caller
+  ZIPKIN_PID=$!
+}

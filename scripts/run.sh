@@ -7,6 +7,10 @@
 # (scripts/install-dapr.sh builds Dapr from its Go modules; redis-server comes from Debian
 # packages) and starts Redis on localhost:6379, placement on 50005 and scheduler on 50006, the
 # addresses `dapr init` uses; it stops what it started when you press Ctrl-C.
+#
+# Like `dapr init`, it also starts Zipkin, the trace backend, on http://127.0.0.1:9411 (its jar is
+# downloaded once from Maven Central; Java 17), and the sidecars (config/tracing.yaml) and the
+# services (dapr.yaml) send it their spans. ZIPKIN=off leaves it out.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
@@ -33,6 +37,22 @@ wait_for_port() {
 }
 
 mkdir -p "$CACHE_DIR/run-logs"
+zipkin_starting=0
+case "${ZIPKIN:-on}" in
+  off) say "Zipkin: not started (ZIPKIN=off)" ;;
+  on)
+    if listening "$ZIPKIN_PORT"; then
+      say "Zipkin: using the one already on localhost:$ZIPKIN_PORT"
+    else
+      zipkin_jar="$(ensure_zipkin)"
+      say "Zipkin: starting the Zipkin $ZIPKIN_VERSION server on 127.0.0.1:$ZIPKIN_PORT (traces in memory; log in $CACHE_DIR/run-logs)"
+      start_zipkin "$zipkin_jar" "$CACHE_DIR/run-logs/zipkin.log"
+      started+=("$ZIPKIN_PID")
+      zipkin_starting=1
+    fi
+    ;;
+  *) die "ZIPKIN must be on or off, not '$ZIPKIN'" ;;
+esac
 if listening 6379; then
   say "Redis: using the one already on localhost:6379"
 else
@@ -67,6 +87,17 @@ say "building the four services (cargo build; the first time this takes a few mi
 for service in checkout order-processor order-service inventory-service; do
   cargo build --locked --quiet -p "$service"
 done
+
+if [[ $zipkin_starting == 1 ]]; then
+  # It starts while the services build; the sidecars' first spans must find it up.
+  for _ in $(seq 1 600); do
+    curl -sf "http://127.0.0.1:$ZIPKIN_PORT/health" >/dev/null && break
+    kill -0 "$ZIPKIN_PID" 2>/dev/null || die "Zipkin exited (its log: $CACHE_DIR/run-logs/zipkin.log)"
+    sleep 0.1
+  done
+  curl -sf "http://127.0.0.1:$ZIPKIN_PORT/health" >/dev/null || die "Zipkin did not answer within 60 s (its log: $CACHE_DIR/run-logs/zipkin.log)"
+  say "Zipkin: open http://127.0.0.1:$ZIPKIN_PORT/zipkin/ to see the traces; one order's is http://127.0.0.1:$ZIPKIN_PORT/zipkin/traces/<its trace_id>"
+fi
 
 say "starting checkout, order-processor, order-service and inventory-service: dapr run -f . (Ctrl-C stops them all)"
 # `dapr run -f` moves itself into a process group of its own, where a terminal's Ctrl-C does not

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command. On a fresh machine it first installs what the tests need (the Dapr CLI
 # and runtime 1.18.3, and runtime 1.16.2, the line Azure Container Apps runs, built from Dapr's
-# Go modules when absent; redis-server from Debian packages), then:
+# Go modules when absent; redis-server from Debian packages; the Zipkin server jar from Maven
+# Central, the trace backend), then:
 #   1. cargo fmt --check and cargo clippy -D warnings, then the other languages' linters
 #      (scripts/lint.sh: shellcheck on scripts/*.sh, ruff on the Python in bench/ and infra/tests/)
 #   2. the offline checks of the Azure deployment (scripts/check-infra.sh); they also prepare the
@@ -23,6 +24,10 @@ ensure_tools
 say "making sure Dapr runtime 1.16.2 (the Azure Container Apps line) is laid out"
 aca_dapr_root="$("$REPO_ROOT/scripts/install-dapr.sh" --aca-runtime | tail -n 1)"
 [[ -x "$aca_dapr_root/.dapr/bin/daprd" ]] || die "daprd 1.16.2 is missing from $aca_dapr_root/.dapr/bin"
+say "making sure the Zipkin server is downloaded (the trace backend scripts/run.sh starts and the end-to-end tests read)"
+zipkin_started=$SECONDS
+ensure_zipkin >/dev/null
+say "Zipkin server jar ready after $((SECONDS - zipkin_started)) s"
 
 say "cargo fmt --check"
 cargo fmt --all --check

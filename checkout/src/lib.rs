@@ -16,8 +16,9 @@ use axum::Router;
 use axum::http::Method;
 use serde_json::json;
 use service_kit::http::{self, HttpConfig};
-use service_kit::{DaprClient, DaprError, TraceContext, telemetry};
+use service_kit::{DaprClient, DaprError, TraceContext, trace};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::config::LoopConfig;
 
@@ -158,7 +159,8 @@ impl Checkout {
     pub async fn place_order(&self, order_id: u64) -> bool {
         let order = json!({ "orderId": order_id });
         // Each order starts a trace, so order-processor's log line carries the same trace id.
-        let trace = TraceContext::new_root();
+        // Not a request this service serves, so the order gets its own span for its trace id.
+        let (trace, span) = trace::start_trace("checkout order", &order_id.to_string());
         let result = self
             .client
             .invoke_via_proxy(
@@ -168,10 +170,10 @@ impl Checkout {
                 Some(&order),
                 &trace,
             )
+            .instrument(span.clone())
             .await;
-        // Not a request this service serves, so the order gets its own span for its trace id.
         let target = &self.config.target_app_id;
-        telemetry::request_span(&trace).in_scope(|| match result {
+        span.in_scope(|| match result {
             Ok(_) => {
                 tracing::info!("Order passed: {order}");
                 true

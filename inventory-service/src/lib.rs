@@ -36,18 +36,18 @@ use serde_json::{Value, json};
 use service_kit::events;
 use service_kit::http::{self, HttpConfig};
 use service_kit::input::{self, JsonObject};
-use service_kit::{ApiError, TraceContext};
+use service_kit::{ApiError, TraceContext, trace};
+use tracing::Instrument as _;
 
 use std::collections::HashMap;
 
 use service_kit::events::OrderPlaced;
-use tracing::Instrument as _;
 
 use crate::config::{Bulk, DEAD_LETTER_TOPIC};
 use crate::delivery::{
     BulkAnswer, BulkDelivery, Delivered, Delivery, EntryStatus, MAX_EVENT_BYTES, Verdict,
 };
-use crate::store::{DeadLetter, DeadLetters, Inventory, MAX_STOCK, Outcome, StoreError};
+use crate::store::{DeadLetter, DeadLetters, Inventory, MAX_STOCK, Outcome, Status, StoreError};
 
 /// Largest body accepted by the stock endpoint.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -118,18 +118,21 @@ async fn on_order_placed(
                 event_id,
                 trace: event_trace,
             } => {
-                // The delivery's own traceparent is a child of the event's; fall back to the
-                // event's.
-                let trace = if trace.trace_id().is_some() {
-                    trace
-                } else {
-                    event_trace.record_in_span();
-                    event_trace
-                };
+                // The delivery's own traceparent is a child of the event's; `consume` falls back
+                // to the event's.
+                let (trace, span) = trace::consume(
+                    trace,
+                    &event_trace,
+                    events::TOPIC,
+                    event_id.as_deref(),
+                    &order,
+                );
                 let result = state
                     .inventory
                     .apply(&order, event_id.as_deref(), &trace)
+                    .instrument(span.clone())
                     .await;
+                trace::record_outcome(&span, outcome_label(result.as_ref().ok()));
                 Delivered::new(order, event_id, result)
             }
         },
@@ -169,8 +172,9 @@ async fn on_orders_bulk(
         }
     };
     let mut outcomes: Vec<Option<Delivered>> = Vec::new();
-    let mut by_item: HashMap<String, Vec<(usize, OrderPlaced, Option<String>)>> = HashMap::new();
+    let mut by_item: HashMap<String, Vec<BatchOrder>> = HashMap::new();
     let mut letters: Vec<(usize, DeadLetter)> = Vec::new();
+    let request = trace.clone();
     let mut trace = trace;
     for (at, entry) in batch.entries.iter().enumerate() {
         outcomes.push(None);
@@ -184,6 +188,14 @@ async fn on_orders_bulk(
                 event_id,
                 trace: event_trace,
             } => {
+                // Each order's consumer span joins its own event's trace.
+                let (context, span) = trace::consume(
+                    request.clone(),
+                    &event_trace,
+                    events::TOPIC,
+                    event_id.as_deref(),
+                    &order,
+                );
                 if trace.trace_id().is_none() {
                     event_trace.record_in_span();
                     trace = event_trace;
@@ -191,7 +203,13 @@ async fn on_orders_bulk(
                 by_item
                     .entry(order.item_id.clone())
                     .or_default()
-                    .push((at, order, event_id));
+                    .push(BatchOrder {
+                        at,
+                        order,
+                        event_id,
+                        context,
+                        span,
+                    });
             }
         }
     }
@@ -204,15 +222,20 @@ async fn on_orders_bulk(
     );
     let mut items = tokio::task::JoinSet::new();
     for (item_id, orders) in by_item {
-        let (inventory, trace) = (state.inventory.clone(), trace.clone());
+        let inventory = state.inventory.clone();
+        // One read and one write serve all of an item's orders: their calls run in the first
+        // order's consumer span (and trace); the others' spans carry only their outcome.
+        let (context, span) = (orders[0].context.clone(), orders[0].span.clone());
         items.spawn(
             async move {
-                let batch: Vec<(&OrderPlaced, Option<&str>)> =
-                    orders.iter().map(|(_, o, e)| (o, e.as_deref())).collect();
-                let result = inventory.apply_all(&item_id, &batch, &trace).await;
+                let batch: Vec<(&OrderPlaced, Option<&str>)> = orders
+                    .iter()
+                    .map(|o| (&o.order, o.event_id.as_deref()))
+                    .collect();
+                let result = inventory.apply_all(&item_id, &batch, &context).await;
                 (orders, result)
             }
-            .in_current_span(),
+            .instrument(span),
         );
     }
     if !letters.is_empty() {
@@ -257,15 +280,20 @@ async fn on_orders_bulk(
         };
         match result {
             Ok(decided) => {
-                for ((at, _, event_id), decided) in orders.into_iter().zip(decided) {
-                    outcomes[at] = Some(Delivered::Decided { decided, event_id });
+                for (o, decided) in orders.into_iter().zip(decided) {
+                    trace::record_outcome(&o.span, outcome_label(Some(&decided)));
+                    outcomes[o.at] = Some(Delivered::Decided {
+                        decided,
+                        event_id: o.event_id,
+                    });
                 }
             }
             Err(e) => {
                 let error = e.to_string();
-                for (at, order, _) in orders {
-                    outcomes[at] = Some(Delivered::NotProcessed {
-                        order,
+                for o in orders {
+                    trace::record_outcome(&o.span, outcome_label(None));
+                    outcomes[o.at] = Some(Delivered::NotProcessed {
+                        order: o.order,
                         error: error.clone(),
                     });
                 }
@@ -287,6 +315,28 @@ async fn on_orders_bulk(
         })
         .collect();
     Json(BulkAnswer { statuses }).into_response()
+}
+
+/// An order of a bulk delivery, waiting for its item's write.
+struct BatchOrder {
+    /// Its entry's place in the batch.
+    at: usize,
+    order: OrderPlaced,
+    event_id: Option<String>,
+    /// Its consumer span and the context its sidecar calls continue.
+    context: TraceContext,
+    span: tracing::Span,
+}
+
+/// The `order.outcome` of a consumer span: what became of the order, `None` when the store
+/// failed.
+fn outcome_label(decided: Option<&store::Decided>) -> &'static str {
+    match decided {
+        Some(d) if d.duplicate => "duplicate",
+        Some(d) if d.outcome.status == Status::Applied => "applied",
+        Some(_) => "rejected",
+        None => "not_processed",
+    }
 }
 
 /// Why an inventory request failed.

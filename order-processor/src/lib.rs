@@ -64,6 +64,7 @@ async fn receive_order(body: Result<JsonObject, ApiError>) -> Result<Json<Receiv
                 refusal.message()
             );
         })?;
+    service_kit::trace::set_attribute("order.id", order_id.to_string());
     tracing::info!("Order received: {{ orderId: {order_id} }}");
     Ok(Json(Received {
         order_id,

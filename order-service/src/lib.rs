@@ -17,7 +17,7 @@ use serde::Serialize;
 use service_kit::events::{self, OrderPlaced};
 use service_kit::http::{self, HttpConfig};
 use service_kit::input::JsonObject;
-use service_kit::{ApiError, DaprClient, DaprError, TraceContext};
+use service_kit::{ApiError, DaprClient, DaprError, TraceContext, trace};
 
 /// Largest request body accepted; an order is well under 1 KiB.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -56,6 +56,8 @@ async fn place_order(
     JsonObject(body): JsonObject,
 ) -> Result<Json<Published>, Error> {
     let event = OrderPlaced::from_json(&body)?;
+    trace::set_attribute("order.id", event.order_id.clone());
+    trace::set_attribute("order.item_id", event.item_id.clone());
     // Continue the caller's trace, or start one, so inventory-service logs the same trace id.
     let trace = trace.or_new_root();
     trace.record_in_span();

@@ -15,6 +15,7 @@ use reqwest::header::{CONTENT_TYPE, ETAG};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tracing::Instrument as _;
 
 use crate::env::{self, ConfigError, Secret, Vars};
 use crate::trace::TraceContext;
@@ -318,8 +319,15 @@ impl DaprClient {
     ) -> Result<Reply, DaprError> {
         let url = format!("{}/{}", self.base_url, path.trim_start_matches('/'));
         let request = self.http.request(method, &url).header(DAPR_APP_ID, app_id);
-        self.exchange(request, url, json_body.map(Value::to_string), trace)
-            .await
+        let template = format!("/{}", path.trim_start_matches('/'));
+        self.exchange(
+            request,
+            &template,
+            url,
+            json_body.map(Value::to_string),
+            trace,
+        )
+        .await
     }
 
     /// Invokes `path` on app `app_id` through `/v1.0/invoke/{app_id}/method/{path}`.
@@ -338,8 +346,15 @@ impl DaprClient {
             path.trim_start_matches('/')
         );
         let request = self.http.request(method, &url);
-        self.exchange(request, url, json_body.map(Value::to_string), trace)
-            .await
+        let template = format!("/v1.0/invoke/{app_id}/method/{{method}}");
+        self.exchange(
+            request,
+            &template,
+            url,
+            json_body.map(Value::to_string),
+            trace,
+        )
+        .await
     }
 
     /// Publishes `event` as JSON to `topic` on pub/sub component `pubsub`. Dapr wraps it in a
@@ -357,7 +372,8 @@ impl DaprClient {
             encode_segment(pubsub),
             encode_segment(topic)
         );
-        self.post_json(url, event, trace).await.map(drop)
+        let template = format!("/v1.0/publish/{pubsub}/{topic}");
+        self.post_json(url, &template, event, trace).await.map(drop)
     }
 
     /// Reads `key` from state store `store`; `None` when the key does not exist.
@@ -375,7 +391,10 @@ impl DaprClient {
             encode_segment(key)
         );
         append_metadata_query(&mut url, metadata);
-        let resp = self.send(self.http.get(&url), &url, trace).await?;
+        let template = format!("/v1.0/state/{store}/{{key}}");
+        let resp = self
+            .send(self.http.get(&url), &template, &url, trace)
+            .await?;
         let status = resp.status();
         let etag = resp
             .headers()
@@ -421,8 +440,9 @@ impl DaprClient {
             encode_segment(store)
         );
         append_metadata_query(&mut url, metadata);
+        let template = format!("/v1.0/state/{store}/bulk");
         let body = self
-            .post_json(url.clone(), &json!({ "keys": keys }), trace)
+            .post_json(url.clone(), &template, &json!({ "keys": keys }), trace)
             .await?;
         let mut items: Vec<Item<T>> =
             serde_json::from_slice(&body).map_err(|source| DaprError::Decode {
@@ -463,7 +483,8 @@ impl DaprClient {
         trace: &TraceContext,
     ) -> Result<(), DaprError> {
         let url = format!("{}/v1.0/state/{}", self.base_url, encode_segment(store));
-        self.post_json(url, items, trace).await.map(drop)
+        let template = format!("/v1.0/state/{store}");
+        self.post_json(url, &template, items, trace).await.map(drop)
     }
 
     /// POSTs `body` as JSON to `url` and returns the answer's body; a non-2xx answer is an error
@@ -471,6 +492,7 @@ impl DaprClient {
     async fn post_json(
         &self,
         url: String,
+        template: &str,
         body: &(impl Serialize + ?Sized),
         trace: &TraceContext,
     ) -> Result<Bytes, DaprError> {
@@ -479,7 +501,9 @@ impl DaprClient {
             source,
         })?;
         let request = self.http.post(&url);
-        let reply = self.exchange(request, url, Some(body), trace).await?;
+        let reply = self
+            .exchange(request, template, url, Some(body), trace)
+            .await?;
         Ok(reply.body)
     }
 
@@ -488,6 +512,7 @@ impl DaprClient {
     async fn exchange(
         &self,
         mut request: reqwest::RequestBuilder,
+        template: &str,
         url: String,
         json: Option<impl Into<reqwest::Body>>,
         trace: &TraceContext,
@@ -495,7 +520,7 @@ impl DaprClient {
         if let Some(body) = json {
             request = request.header(CONTENT_TYPE, "application/json").body(body);
         }
-        let resp = self.send(request, &url, trace).await?;
+        let resp = self.send(request, template, &url, trace).await?;
         let status = resp.status();
         let body = self.read_body(resp, &url).await?;
         if status.is_success() {
@@ -505,20 +530,39 @@ impl DaprClient {
         }
     }
 
+    /// Sends `request` in a client span named after `template` (with spans exported), whose
+    /// id is the parent in the `traceparent` the sidecar receives; without export, `trace` is
+    /// passed on as it came.
     async fn send(
         &self,
         mut request: reqwest::RequestBuilder,
+        template: &str,
         url: &str,
         trace: &TraceContext,
     ) -> Result<reqwest::Response, DaprError> {
         if let Some(token) = &self.api_token {
             request = request.header(DAPR_API_TOKEN_HEADER, token.clone());
         }
-        trace
-            .apply(request)
-            .send()
+        let mut request = request.build().map_err(|e| self.transport_error(url, e))?;
+        let span = crate::trace::client_span(request.method(), template, request.url(), trace);
+        let sent = TraceContext::of_span(&span);
+        let sent = if sent.is_valid() { &sent } else { trace };
+        sent.inject(request.headers_mut());
+        let result = self
+            .http
+            .execute(request)
+            .instrument(span.clone())
             .await
-            .map_err(|e| self.transport_error(url, e))
+            .map_err(|e| self.transport_error(url, e));
+        if !span.is_none() {
+            let outcome = match &result {
+                Ok(resp) => Ok(resp.status()),
+                Err(DaprError::Timeout { .. }) => Err("timeout"),
+                Err(_) => Err("unreachable"),
+            };
+            crate::trace::record_call(&span, outcome);
+        }
+        result
     }
 
     async fn read_body(&self, resp: reqwest::Response, url: &str) -> Result<Bytes, DaprError> {

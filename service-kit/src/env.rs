@@ -43,6 +43,24 @@ pub const RUST_LOG: &str = "RUST_LOG";
 /// Unset: the service runs on one thread. A number: a multi-threaded runtime with that many
 /// workers (tokio's own name for the setting).
 pub const TOKIO_WORKER_THREADS: &str = "TOKIO_WORKER_THREADS";
+/// The Dapr app id; the Dapr CLI sets it for the app it runs.
+pub const APP_ID: &str = "APP_ID";
+/// OpenTelemetry's switch-off: `true` exports nothing.
+pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+/// Which span exporter: `otlp` (the default), `zipkin` or `none`.
+pub const OTEL_TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
+/// The OTLP/HTTP base URL; spans go to `<it>/v1/traces`.
+pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// The OTLP/HTTP URL for spans, used as it is; wins over `OTEL_EXPORTER_OTLP_ENDPOINT`.
+pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+/// The OTLP transport; only `http/protobuf` (the default here) is built in.
+pub const OTEL_EXPORTER_OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+/// The same, for spans only; wins over `OTEL_EXPORTER_OTLP_PROTOCOL`.
+pub const OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+/// Where the Zipkin exporter sends spans (default `http://localhost:9411/api/v2/spans`).
+pub const OTEL_EXPORTER_ZIPKIN_ENDPOINT: &str = "OTEL_EXPORTER_ZIPKIN_ENDPOINT";
+/// The `service.name` of the exported spans; the Dapr app id by default.
+pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
 
 /// A configuration value that could not be used, naming the variable it came from.
 #[derive(Debug, thiserror::Error)]

@@ -23,13 +23,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, OnResponse as _, TraceLayer};
 
 use crate::dapr::DAPR_API_TOKEN_HEADER;
 use crate::env::{self, ConfigError, Secret, Vars};
 use crate::error::ApiError;
-use crate::telemetry;
-use crate::trace::TraceContext;
+use crate::trace;
 
 /// Path of the health endpoint (Dapr's default app health check path, and the container probe).
 pub const HEALTH_PATH: &str = "/healthz";
@@ -91,9 +90,14 @@ pub fn finish(public: Router, sidecar_only: Router, config: &HttpConfig) -> Rout
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                telemetry::request_span(&TraceContext::from_headers(request.headers()))
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(trace::server_span)
+                .on_response(
+                    |response: &Response, latency: Duration, span: &tracing::Span| {
+                        trace::record_response(span, response.status());
+                        DefaultOnResponse::default().on_response(response, latency, span);
+                    },
+                ),
         )
 }
 

@@ -4,7 +4,9 @@
 //! - [`env`]: the environment variable names Dapr and the services agree on, parsed into typed
 //!   values with errors that name the variable.
 //! - [`dapr`]: a typed client for the sidecar's HTTP API (invocation, publish, state, health).
-//! - [`trace`]: W3C trace context taken from an incoming request and passed on to the sidecar.
+//! - [`trace`]: W3C trace context taken from an incoming request and passed on to the sidecar,
+//!   and the server, client and consumer spans that continue it.
+//! - [`otel`]: span export configured by the standard `OTEL_*` variables (off unless set).
 //! - [`error`]: the one JSON error shape every endpoint answers with.
 //! - [`input`]: JSON body extraction and field checks that produce those errors.
 //! - [`events`]: the `OrderPlaced` event both pub/sub services agree on.
@@ -20,6 +22,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod input;
+pub mod otel;
 pub mod runtime;
 pub mod service;
 pub mod shutdown;

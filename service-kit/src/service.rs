@@ -10,6 +10,7 @@ use axum::Router;
 use crate::dapr::DaprConfig;
 use crate::env::{self, ConfigError, Vars};
 use crate::http::{self, HttpConfig};
+use crate::otel::{Export, OtelConfig};
 use crate::runtime::{self, Threads};
 use crate::telemetry::{self, LogFormat};
 
@@ -79,19 +80,39 @@ where
     Fut: Future<Output = Result<ExitCode, BoxError>>,
 {
     let vars = Vars::process();
-    let read = ServiceConfig::from_vars(&vars, default_port)
-        .and_then(|common| Ok((common.log_format, common.threads, main(common, &vars)?)));
-    let (log_format, threads, main) = match read {
+    let read = OtelConfig::from_vars(&vars, service).and_then(|otel| {
+        let common = ServiceConfig::from_vars(&vars, default_port)?;
+        Ok((
+            otel,
+            common.log_format,
+            common.threads,
+            main(common, &vars)?,
+        ))
+    });
+    let (otel, log_format, threads, main) = match read {
         Ok(read) => read,
         Err(e) => return exit_with_config_error(service, &e),
     };
-    let _log = telemetry::init(log_format, "info");
-    runtime::block_on(threads, async {
+    let (export, tracer, export_failed) = match Export::start(&otel) {
+        Ok(Some((export, tracer))) => (Some(export), Some(tracer), None),
+        Ok(None) => (None, None, None),
+        Err(e) => (None, None, Some(e)),
+    };
+    let _log = telemetry::init(log_format, "info", tracer);
+    if let Some(e) = export_failed {
+        tracing::warn!("{service} runs without exporting spans: {e}");
+    }
+    let code = runtime::block_on(threads, async {
         main.await.unwrap_or_else(|e| {
             tracing::error!("{service} failed: {e}");
             ExitCode::FAILURE
         })
-    })
+    });
+    // Outside the runtime: the exporters' blocking HTTP client must not run on it.
+    if let Some(export) = export {
+        export.shutdown();
+    }
+    code
 }
 
 /// Reports a configuration error on stderr (logging is not set up yet, because the log format

@@ -14,12 +14,14 @@ use std::io::IsTerminal;
 use std::str::FromStr;
 
 use nu_ansi_term::{Color, Style};
+use opentelemetry_sdk::trace::Tracer;
 use serde::ser::{SerializeMap, Serializer as _};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_log::NormalizeEvent;
 use tracing_subscriber::field::VisitOutput;
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::fmt::format::{DefaultVisitor, Writer, debug_fn};
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{
@@ -72,7 +74,9 @@ pub struct LogGuard(#[allow(dead_code)] WorkerGuard);
 const LOG_BUFFER_LINES: usize = 8_192;
 
 /// Installs the global subscriber. `default_filter` applies when `RUST_LOG` is unset or invalid.
-pub fn init(format: LogFormat, default_filter: &str) -> LogGuard {
+/// With a `tracer` ([`crate::otel::Export`]), this crate's spans are also OpenTelemetry spans
+/// sent to it; `RUST_LOG` filters only the log lines, never which spans are exported.
+pub fn init(format: LogFormat, default_filter: &str, tracer: Option<Tracer>) -> LogGuard {
     let filter =
         EnvFilter::try_from_env(env::RUST_LOG).unwrap_or_else(|_| EnvFilter::new(default_filter));
     // The writer thread flushes whenever it has emptied the channel, so a burst of lines costs
@@ -82,10 +86,19 @@ pub fn init(format: LogFormat, default_filter: &str) -> LogGuard {
         .lossy(false)
         .buffered_lines_limit(LOG_BUFFER_LINES)
         .finish(stdout);
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(layer(format, writer, std::io::stdout().is_terminal()))
-        .init();
+    let ansi = std::io::stdout().is_terminal();
+    match tracer {
+        // Without export, the subscriber is the one from before spans existed: one filter for
+        // everything, and no per-layer filtering to pay for on each event.
+        None => tracing_subscriber::registry()
+            .with(filter)
+            .with(layer(format, writer, ansi))
+            .init(),
+        Some(tracer) => tracing_subscriber::registry()
+            .with(layer(format, writer, ansi).with_filter(filter))
+            .with(span_layer(tracer))
+            .init(),
+    }
     LogGuard(guard)
 }
 
@@ -97,6 +110,24 @@ const TRACE_ID: &str = "trace_id";
 pub fn request_span(trace: &TraceContext) -> tracing::Span {
     let trace_id = trace.trace_id().map(tracing::field::display);
     tracing::error_span!("request", trace_id)
+}
+
+/// The layer that turns this crate's spans ([`crate::trace`], and the log spans) into
+/// OpenTelemetry spans of `tracer`. Log lines are not added to them as span events: they stay
+/// in the logs, and would cost an allocation each.
+pub fn span_layer<S>(tracer: Tracer) -> impl Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_location(false)
+        .with_threads(false)
+        .with_tracked_inactivity(false)
+        .with_target(false)
+        .with_filter(filter_fn(|meta| {
+            meta.is_span() && meta.target().starts_with("service_kit")
+        }))
 }
 
 /// The log layer writing lines of `format` to `writer`; `ansi` colours text as on a terminal.

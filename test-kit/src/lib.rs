@@ -1,6 +1,9 @@
 //! Test helpers for the services: calling an app the way
 //! `app().oneshot(...)` tests do, a client for a `wiremock` stand-in for the sidecar, and
-//! capturing what a service logs, so a test can check its exact log lines.
+//! capturing what a service logs, so a test can check its exact log lines; [`spans`]: the
+//! spans a service exports, as an OTLP receiver gets them.
+
+pub mod spans;
 
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -11,3 +11,4 @@ mod invocation;
 mod pubsub;
 mod support;
 mod system;
+mod zipkin;

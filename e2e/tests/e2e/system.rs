@@ -10,9 +10,12 @@ use e2e::{
 use serde_json::json;
 
 use crate::support::*;
+use crate::zipkin::{Span, Trace};
 
 const APP_PORTS: [u16; 4] = [5000, 5001, 5002, 5003];
 const SIDECAR_PORTS: [u16; 4] = [3500, 3501, 3502, 3503];
+/// Zipkin, which scripts/run.sh starts.
+const ZIPKIN_PORT: u16 = 9411;
 
 /// Waits until all four apps answer their health check, all four sidecars are ready, and
 /// inventory-service is subscribed.
@@ -116,6 +119,13 @@ fn one_command_runs_everything_the_readme_curls_answer_as_shown_and_dapr_stop_st
         assert_eq!(published, processed, "{order}");
     }
 
+    // Each of those orders is one trace in the Zipkin scripts/run.sh started.
+    assert_order_trace(&trace_id_of(
+        &run,
+        "Processed OrderPlaced event. orderId=order-2001,",
+    ));
+    assert_checkout_trace(&sent);
+
     // In a new terminal, as the README tells the user to: `dapr` must be on the PATH a login
     // shell gets, not only on the one the tests set.
     e2e::new_terminal_output(&readme::command("stop-all"));
@@ -126,7 +136,120 @@ fn one_command_runs_everything_the_readme_curls_answer_as_shown_and_dapr_stop_st
     );
     let mut ports = APP_PORTS.to_vec();
     ports.extend(SIDECAR_PORTS);
+    ports.push(ZIPKIN_PORT);
     assert_ports_freed(&ports, &run);
+}
+
+fn app(service: &'static str, name: &'static str) -> impl Fn(&Span) -> bool {
+    move |s: &Span| s.app && s.service == service && s.name == name
+}
+
+fn sidecar(service: &'static str) -> impl Fn(&Span) -> bool {
+    move |s: &Span| !s.app && s.service == service
+}
+
+fn is_state_call(s: &Span) -> bool {
+    s.app && s.service == "inventory-service" && s.name.contains(" /v1.0/state/statestore")
+}
+
+/// The README's order through the sidecar: one trace from order-service, its sidecar, the
+/// broker and inventory-service's sidecar to inventory-service and its state calls, each parent
+/// above its children.
+fn assert_order_trace(trace_id: &str) {
+    let trace = Trace::fetch(trace_id, |t| {
+        let state_calls = t.all(is_state_call);
+        !state_calls.is_empty()
+            && state_calls.iter().all(|call| {
+                t.children(call)
+                    .iter()
+                    .any(|s| sidecar("inventory-service")(s))
+            })
+            && !t.all(app("order-service", "post /order")).is_empty()
+    });
+    let consumer = trace.one(
+        "the consumer span",
+        app("inventory-service", "process orderplaced"),
+    );
+    assert_eq!(consumer.kind, "CONSUMER", "{consumer}");
+    for (tag, want) in [
+        ("messaging.system", "dapr"),
+        ("messaging.destination.name", "OrderPlaced"),
+        ("order.id", "order-2001"),
+        ("order.item_id", "item1"),
+        ("order.outcome", "applied"),
+    ] {
+        assert_eq!(
+            consumer.tags.get(tag).map(String::as_str),
+            Some(want),
+            "{tag} of {consumer}"
+        );
+    }
+    for call in trace.all(is_state_call) {
+        assert_eq!(call.kind, "CLIENT", "{call}");
+        assert!(
+            trace
+                .children(call)
+                .iter()
+                .any(|s| sidecar("inventory-service")(s)),
+            "no sidecar span under {call}:\n{}",
+            trace.tree()
+        );
+        trace.assert_ancestry(
+            call,
+            &[
+                (
+                    "inventory-service's consumer span",
+                    &app("inventory-service", "process orderplaced"),
+                ),
+                (
+                    "inventory-service's delivery",
+                    &app("inventory-service", "post /orders"),
+                ),
+                ("inventory-service's sidecar", &sidecar("inventory-service")),
+                ("order-service's sidecar", &sidecar("order-service")),
+                (
+                    "order-service's publish call",
+                    &app("order-service", "post /v1.0/publish/pubsub/orderplaced"),
+                ),
+                (
+                    "order-service's request",
+                    &app("order-service", "post /order"),
+                ),
+                (
+                    "order-service's sidecar (the invocation)",
+                    &sidecar("order-service"),
+                ),
+            ],
+        );
+    }
+    e2e::record_scenario(&format!(
+        "trace of README order order-2001 as Zipkin returned it ({} spans):\n{}",
+        trace.spans.len(),
+        trace.tree()
+    ));
+}
+
+/// One checkout order: one trace from checkout through both sidecars to order-processor.
+fn assert_checkout_trace(trace_id: &str) {
+    let received = app("order-processor", "post /orders");
+    let trace = Trace::fetch(trace_id, |t| !t.all(&received).is_empty());
+    let server = trace.one("order-processor's request", &received);
+    assert_eq!(server.kind, "SERVER", "{server}");
+    assert_eq!(server.tags.get("order.id").map(String::as_str), Some("1"));
+    trace.assert_ancestry(
+        server,
+        &[
+            ("order-processor's sidecar", &sidecar("order-processor")),
+            ("checkout's sidecar", &sidecar("checkout")),
+            ("checkout's call", &app("checkout", "post /orders")),
+            ("checkout's order", &app("checkout", "checkout order")),
+        ],
+    );
+    e2e::record_scenario(&format!(
+        "trace of checkout order 1 as Zipkin returned it ({} spans):\n{}",
+        trace.spans.len(),
+        trace.tree()
+    ));
 }
 
 #[test]
@@ -250,7 +373,12 @@ fn run_sh_starts_redis_and_the_control_plane_when_missing_and_ctrl_c_stops_every
     require_tools();
     e2e::build_services();
     let logs = log_dir("system_run_sh_bare");
-    for (port, what) in [(6379, "Redis"), (50005, "placement"), (50006, "scheduler")] {
+    for (port, what) in [
+        (6379, "Redis"),
+        (50005, "placement"),
+        (50006, "scheduler"),
+        (ZIPKIN_PORT, "Zipkin"),
+    ] {
         e2e::require_free_port(port, what);
     }
     let mut run = Proc::shell(
@@ -262,6 +390,11 @@ fn run_sh_starts_redis_and_the_control_plane_when_missing_and_ctrl_c_stops_every
     );
     wait_for_system(&run, None);
     run.wait_for("Redis: starting redis-server", Duration::from_secs(1));
+    run.wait_for("Zipkin: starting the Zipkin", Duration::from_secs(1));
+    run.wait_for(
+        "Zipkin: open http://127.0.0.1:9411/zipkin/",
+        Duration::from_secs(1),
+    );
 
     assert_eq!(
         post_json(
@@ -285,7 +418,7 @@ fn run_sh_starts_redis_and_the_control_plane_when_missing_and_ctrl_c_stops_every
         "{}",
         run.tail(30)
     );
-    let mut ports = vec![6379, 50005, 50006];
+    let mut ports = vec![6379, 50005, 50006, ZIPKIN_PORT];
     ports.extend(APP_PORTS);
     ports.extend(SIDECAR_PORTS);
     assert_ports_freed(&ports, &run);

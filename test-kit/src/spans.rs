@@ -1,0 +1,116 @@
+//! Span export in a test: a stand-in OTLP receiver, the service's exporter pointed at it, and
+//! the spans it was sent, decoded from the exact OTLP/HTTP requests. Export is process-wide, so
+//! a test binary uses this once.
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+pub use opentelemetry_proto::tonic::trace::v1::Span;
+pub use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use prost::Message as _;
+use service_kit::otel::{Export, Exporter, OtelConfig};
+use service_kit::telemetry;
+use tracing_subscriber::prelude::*;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// Spans of `service` being exported to a stand-in OTLP receiver.
+#[derive(Debug)]
+pub struct Exported {
+    receiver: MockServer,
+    export: Export,
+    service: String,
+}
+
+impl Exported {
+    /// Starts the receiver and exports this process's spans to it, as `service`, the way
+    /// `service_kit::launch` does with `OTEL_EXPORTER_OTLP_ENDPOINT` set.
+    ///
+    /// # Panics
+    /// When export cannot be set up: a failed test.
+    #[allow(clippy::unwrap_used, clippy::expect_used)]
+    pub async fn start(service: &str) -> Self {
+        let receiver = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/traces"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&receiver)
+            .await;
+        let config = OtelConfig {
+            exporter: Exporter::Otlp(format!("{}/v1/traces", receiver.uri())),
+            service_name: service.to_owned(),
+        };
+        // Outside the runtime, as `launch` does it: the exporter's HTTP client is a blocking one.
+        let (export, tracer) = tokio::task::spawn_blocking(move || Export::start(&config))
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("an exporter is configured");
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(telemetry::span_layer(tracer)),
+        )
+        .unwrap();
+        Self {
+            receiver,
+            export,
+            service: service.to_owned(),
+        }
+    }
+
+    /// Flushes the export (as a clean shutdown does) and returns every span the receiver got,
+    /// checking that each request was OTLP protobuf naming the service.
+    ///
+    /// # Panics
+    /// When a request is not that: a failed test.
+    #[allow(clippy::unwrap_used, clippy::panic)]
+    pub async fn spans(self) -> Vec<Span> {
+        let export = self.export;
+        tokio::task::spawn_blocking(move || export.shutdown())
+            .await
+            .unwrap();
+        let mut spans = Vec::new();
+        for request in self.receiver.received_requests().await.unwrap() {
+            assert_eq!(request.headers["content-type"], "application/x-protobuf");
+            let body = ExportTraceServiceRequest::decode(request.body.as_slice()).unwrap();
+            for resource in body.resource_spans {
+                let attributes = resource.resource.map(|r| r.attributes).unwrap_or_default();
+                let name = attributes.iter().find(|kv| kv.key == "service.name");
+                let name = name.and_then(|kv| kv.value.as_ref()?.value.clone());
+                assert_eq!(name, Some(AnyValue::StringValue(self.service.clone())));
+                spans.extend(resource.scope_spans.into_iter().flat_map(|s| s.spans));
+            }
+        }
+        spans
+    }
+}
+
+/// An id as lower-case hex, as `traceparent` spells it.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A span's attribute `key` as text.
+pub fn attribute(span: &Span, key: &str) -> Option<String> {
+    let value = span.attributes.iter().find(|kv| kv.key == key)?;
+    match value.value.as_ref()?.value.as_ref()? {
+        AnyValue::StringValue(s) => Some(s.clone()),
+        AnyValue::IntValue(i) => Some(i.to_string()),
+        other => Some(format!("{other:?}")),
+    }
+}
+
+/// The one span named `name`.
+///
+/// # Panics
+/// When there is none or more than one: a failed test.
+#[allow(clippy::panic)]
+pub fn named<'a>(spans: &'a [Span], name: &str) -> &'a Span {
+    let found: Vec<&Span> = spans.iter().filter(|s| s.name == name).collect();
+    match found.as_slice() {
+        [one] => one,
+        _ => panic!(
+            "{} spans named {name:?} in {:?}",
+            found.len(),
+            spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+        ),
+    }
+}
