@@ -248,12 +248,7 @@ async fn on_orders_bulk(
             Ok(new) => {
                 for ((at, letter), new) in letters.into_iter().zip(new) {
                     if new {
-                        tracing::warn!(
-                            event_id = letter.event_id.as_deref(),
-                            payload = %letter.payload,
-                            "Recorded dead-lettered OrderPlaced event: {}",
-                            letter.reason
-                        );
+                        log_recorded(&letter);
                     }
                     outcomes[at] = Some(Delivered::Malformed {
                         reason: letter.reason,
@@ -315,6 +310,16 @@ async fn on_orders_bulk(
         })
         .collect();
     Json(BulkAnswer { statuses }).into_response()
+}
+
+/// The log line of a dead letter recorded for the first time.
+fn log_recorded(letter: &DeadLetter) {
+    tracing::warn!(
+        event_id = letter.event_id.as_deref(),
+        payload = %letter.payload,
+        "Recorded dead-lettered OrderPlaced event: {}",
+        letter.reason
+    );
 }
 
 /// An order of a bulk delivery, waiting for its item's write.
@@ -504,12 +509,7 @@ async fn on_dead_letter(State(state): State<AppState>, trace: TraceContext, body
     match state.inventory.record_dead_letter(&letter, &trace).await {
         Ok(new) => {
             if new {
-                tracing::warn!(
-                    event_id = letter.event_id.as_deref(),
-                    payload = %letter.payload,
-                    "Recorded dead-lettered OrderPlaced event: {}",
-                    letter.reason
-                );
+                log_recorded(&letter);
             }
             Verdict::Success
         }

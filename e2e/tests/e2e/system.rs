@@ -202,8 +202,9 @@ fn assert_order_trace(trace_id: &str) {
                     &app("inventory-service", "process orderplaced"),
                 ),
                 (
-                    "inventory-service's delivery",
-                    &app("inventory-service", "post /orders"),
+                    // The run file leaves BULK_SUBSCRIBE at its default: batches.
+                    "inventory-service's delivery (a batch)",
+                    &app("inventory-service", "post /orders/bulk"),
                 ),
                 ("inventory-service's sidecar", &sidecar("inventory-service")),
                 ("order-service's sidecar", &sidecar("order-service")),
