@@ -17,7 +17,9 @@ use test_kit::call as send;
 use wiremock::matchers::{body_json, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const SAVE_PATH: &str = "/v1.0/state/statestore";
+mod common;
+use common::{saves, saves_answer};
+
 const BULK_GET_PATH: &str = "/v1.0/state/statestore/bulk";
 const DEAD_LETTERS_PATH: &str = "/v1.0/state/statestore/deadletters";
 
@@ -91,15 +93,7 @@ fn all(status: &str, n: usize) -> Vec<(String, String)> {
 }
 
 async fn stored(sidecar: &MockServer, at: &str, doc: Value, etag: &str) {
-    Mock::given(method("GET"))
-        .and(path(at))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("etag", etag)
-                .set_body_json(doc),
-        )
-        .mount(sidecar)
-        .await;
+    common::answer(sidecar, "GET", at, common::stored(doc, etag), None).await;
 }
 
 /// The bulk read of `keys` in `item`'s partition, answering that none of them exists (Dapr
@@ -114,18 +108,6 @@ async fn none_stored(sidecar: &MockServer, item: &str, keys: &[&str]) {
         .expect(1)
         .mount(sidecar)
         .await;
-}
-
-async fn saves_answer(sidecar: &MockServer, answer: ResponseTemplate) {
-    Mock::given(method("POST"))
-        .and(path(SAVE_PATH))
-        .respond_with(answer)
-        .mount(sidecar)
-        .await;
-}
-
-async fn saves(sidecar: &MockServer) -> Vec<Value> {
-    test_kit::posted(sidecar, SAVE_PATH).await
 }
 
 /// The requests the sidecar got, as `METHOD path`, in order.

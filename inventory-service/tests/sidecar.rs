@@ -20,9 +20,11 @@ use test_kit::{call as send, call_text as send_text};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+mod common;
+use common::{SAVE_PATH, saves, saves_answer};
+
 const ITEM_PATH: &str = "/v1.0/state/statestore/item%3Aitem1";
 const ORDER_PATH: &str = "/v1.0/state/statestore/order%3Aitem1%3Aorder-1001";
-const SAVE_PATH: &str = "/v1.0/state/statestore";
 
 fn router(sidecar: &MockServer) -> Router {
     app(AppState {
@@ -56,15 +58,7 @@ async fn deliver(sidecar: &MockServer, body: String) -> (StatusCode, Value) {
 
 /// A GET of `path` answering `doc` with ETag `etag`.
 async fn stored(sidecar: &MockServer, at: &str, doc: Value, etag: &str) {
-    Mock::given(method("GET"))
-        .and(path(at))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("etag", etag)
-                .set_body_json(doc),
-        )
-        .mount(sidecar)
-        .await;
+    common::answer(sidecar, "GET", at, common::stored(doc, etag), None).await;
 }
 
 /// A GET of `path` answering 204, Dapr's "no such key".
@@ -74,19 +68,6 @@ async fn missing(sidecar: &MockServer, at: &str) {
         .respond_with(ResponseTemplate::new(204))
         .mount(sidecar)
         .await;
-}
-
-/// Writes to the state API answer `answer`.
-async fn saves_answer(sidecar: &MockServer, answer: ResponseTemplate) {
-    Mock::given(method("POST"))
-        .and(path(SAVE_PATH))
-        .respond_with(answer)
-        .mount(sidecar)
-        .await;
-}
-
-async fn saves(sidecar: &MockServer) -> Vec<Value> {
-    test_kit::posted(sidecar, SAVE_PATH).await
 }
 
 #[tokio::test]
