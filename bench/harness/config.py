@@ -36,6 +36,7 @@ SIDECARS = {
     "bench-order-service": (17210, 17211, 17212, 17213),
     "bench-inventory-service": (17220, 17221, 17222, 17223),
 }
+ZIPKIN_PORT = 17900  # the export stage's trace backend
 UNUSED_PORT = 17999  # checkout's sidecar port in the start-up stage: nothing listens there
 
 # Environment variables the services read; never inherited from the caller's shell.

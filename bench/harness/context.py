@@ -25,6 +25,7 @@ from .config import (
     ROOT,
     SIDECARS,
     STARTUP_PORTS,
+    ZIPKIN_PORT,
     Settings,
 )
 from .measure import (
@@ -52,6 +53,10 @@ class Bench:
         self.components = self.run / "components"
         self.profile_bin = bin_dir
         self.pin = True
+        # Span export (the export stage): OTEL_* variables every service gets, and the Dapr
+        # Configuration every sidecar gets. Empty and None: nothing is exported.
+        self.export_env: dict[str, str] = {}
+        self.dapr_config: Path | None = None
 
     def say(self, msg: str) -> None:
         print(f"==> {msg}", file=sys.stderr, flush=True)
@@ -139,6 +144,8 @@ class Bench:
         ]
         if app_port is not None:
             argv += ["--app-port", str(app_port), "--app-protocol", "http"]
+        if self.dapr_config is not None:
+            argv += ["--config", str(self.dapr_config)]
         env = service_env()
         return PROCS.start(f"daprd {app_id}", argv, env, self.run / f"daprd-{app_id}.log")
 
@@ -152,6 +159,7 @@ class Bench:
         **env,
     ) -> Proc:
         env.setdefault("RUST_LOG", "info")
+        env = {**self.export_env, **env}
         argv = [str(self.bin / name)]
         if cpus:
             argv = ["taskset", "-c", cpus, *argv]  # taskset execs the binary: same pid
@@ -300,14 +308,16 @@ class Bench:
             PORT_ORDER_SERVICE,
             PORT_INVENTORY,
             *STARTUP_PORTS.values(),
+            ZIPKIN_PORT,
         ]
         for s in SIDECARS.values():
             ports += list(s)
         check_ports_free(ports)
         needed = {
             "wrk": True,
-            str(self.daprd): bool({"invocation", "pubsub"} & set(stages)),
-            "redis-server": "pubsub" in stages,
+            str(self.daprd): bool({"invocation", "pubsub", "export"} & set(stages)),
+            "redis-server": bool({"pubsub", "export"} & set(stages)),
+            "java": "export" in stages,
         }
         missing = [tool for tool, need in needed.items() if need and not shutil.which(tool)]
         if missing:

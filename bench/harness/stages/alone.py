@@ -62,32 +62,40 @@ def run(bench: Bench) -> None:
     if server_cpus:
         bench.say(f"  server pinned to CPU {server_cpus}, wrk to CPU {wrk_cpus} (taskset)")
     for key, binary, desc, env, null, conns in variants:
-        proc = bench.start_service(
-            binary,
-            PORT_OP_ALONE,
-            log_name=f"alone-{key}",
-            stdout_null=null,
-            cpus=server_cpus,
-            **env,
-        )
-        time.sleep(0.2)
-        idle = {"rss_kb": status_kb(proc.pid, "VmRSS"), "hwm_kb": status_kb(proc.pid, "VmHWM")}
-        runs = bench.sweep(
-            key, PORT_OP_ALONE, conns, {binary: proc}, rss_pid=proc.pid, cpus=wrk_cpus
-        )
-        out[key] = {
-            "binary": binary,
-            "description": desc,
-            "env": env,
-            "stdout": "/dev/null" if null else "file",
-            "idle": idle,
-            "runs": runs,
-            "peak_hwm_kb": status_kb(proc.pid, "VmHWM"),
-        }
-        PROCS.stop(proc)
-        if proc.log and proc.log.exists() and proc.log.stat().st_size > 20_000_000:
-            # Keep the disk use of a run small: the lines are all alike.
-            with open(proc.log, "rb") as f:
-                head = f.read(200_000)
-            proc.log.write_bytes(head + b"\n[... truncated by bench.py ...]\n")
+        out[key] = measure_variant(bench, key, binary, desc, env, null, conns)
     bench.results["alone"] = out
+
+
+def measure_variant(
+    bench: Bench, key: str, binary: str, desc: str, env: dict, null: bool, conns: list[int]
+) -> dict:
+    """One server under wrk at each connection count, pinned apart from wrk as `bench` says
+    (the export stage measures its variant with this too)."""
+    server_cpus, wrk_cpus = bench.pinning()
+    proc = bench.start_service(
+        binary,
+        PORT_OP_ALONE,
+        log_name=f"alone-{key}",
+        stdout_null=null,
+        cpus=server_cpus,
+        **env,
+    )
+    time.sleep(0.2)
+    idle = {"rss_kb": status_kb(proc.pid, "VmRSS"), "hwm_kb": status_kb(proc.pid, "VmHWM")}
+    runs = bench.sweep(key, PORT_OP_ALONE, conns, {binary: proc}, rss_pid=proc.pid, cpus=wrk_cpus)
+    result = {
+        "binary": binary,
+        "description": desc,
+        "env": env,
+        "stdout": "/dev/null" if null else "file",
+        "idle": idle,
+        "runs": runs,
+        "peak_hwm_kb": status_kb(proc.pid, "VmHWM"),
+    }
+    PROCS.stop(proc)
+    if proc.log and proc.log.exists() and proc.log.stat().st_size > 20_000_000:
+        # Keep the disk use of a run small: the lines are all alike.
+        with open(proc.log, "rb") as f:
+            head = f.read(200_000)
+        proc.log.write_bytes(head + b"\n[... truncated by bench.py ...]\n")
+    return result
