@@ -27,6 +27,16 @@
 //! outcomes after a batch; the next write moves them all out. A bulk read need not read its
 //! keys in order, but it is made after the document was read, which is the order that matters.
 //!
+//! # Reading in parallel
+//! Every write of a document gives it a new random `writeId`, and an instance remembers, per
+//! item, the `writeId` it last wrote or read. When it knows one, it reads the document and the
+//! orders' own keys at the same time instead of one after the other: one round trip fewer per
+//! delivery. That is safe only if nobody wrote the document since: if the document read shows
+//! the remembered `writeId`, nothing changed it between the moment it was remembered and that
+//! read, and the keys were read within that time, so no outcome moved out of the document
+//! unseen. Otherwise (another replica wrote the item) the keys are read again, after the
+//! document, as above. `writeId` 0 (a created or older document) is never trusted.
+//!
 //! # Why one document and not a state transaction
 //! The stock change and the "already applied" record must be written atomically. With Redis,
 //! Dapr's transaction API cannot do that under optimistic concurrency: `state.redis` runs a
@@ -54,9 +64,9 @@
 //! of it would be applied a second time. (Azure Service Bus keeps a message for up to its
 //! 14-day time-to-live.) Item documents and the dead-letter record never expire.
 
-use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::collections::hash_map::{DefaultHasher, RandomState};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -86,6 +96,8 @@ pub const DEFAULT_OUTCOME_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60)
 pub const DEAD_LETTERS_KEY: &str = "deadletters";
 /// Locks striping items, so one instance never races itself (ETags still guard other instances).
 const LOCK_STRIPES: usize = 64;
+/// Items whose last `writeId` a stripe remembers; past that it forgets them all and relearns.
+const REMEMBERED_PER_STRIPE: usize = 1024;
 /// Longest payload kept for a dead letter.
 const MAX_DEAD_LETTER_PAYLOAD: usize = 2048;
 
@@ -129,7 +141,24 @@ pub struct ItemDoc {
     /// Outcomes of the latest orders, oldest first.
     #[serde(default)]
     pub recent: VecDeque<Outcome>,
+    /// New and random on every write of an order's outcome or of the stock; 0 when created
+    /// (see "Reading in parallel" in the module docs).
+    #[serde(default, rename = "writeId", skip_serializing_if = "is_zero")]
+    pub write_id: u64,
 }
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A fresh `writeId`: random, never 0.
+fn new_write_id() -> u64 {
+    RandomState::new().hash_one(SystemTime::now()).max(1)
+}
+
+/// Per item of a stripe, the `writeId` its document had when this instance last wrote or read
+/// it under the stripe's lock.
+type LastSeen = HashMap<String, u64>;
 
 /// The result of [`Inventory::seed`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,7 +258,7 @@ enum Saved {
 pub struct Inventory {
     dapr: DaprClient,
     store: Arc<str>,
-    locks: Arc<[Mutex<()>]>,
+    locks: Arc<[Mutex<LastSeen>]>,
     /// `ttlInSeconds` of outcomes moved to their own keys, formatted once.
     outcome_ttl: Arc<str>,
 }
@@ -249,7 +278,9 @@ impl Inventory {
         Self {
             dapr,
             store: store.into(),
-            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            locks: (0..LOCK_STRIPES)
+                .map(|_| Mutex::new(LastSeen::new()))
+                .collect(),
             outcome_ttl: DEFAULT_OUTCOME_TTL.as_secs().to_string().into(),
         }
     }
@@ -260,7 +291,7 @@ impl Inventory {
         self
     }
 
-    fn lock_for(&self, item_id: &str) -> &Mutex<()> {
+    fn lock_for(&self, item_id: &str) -> &Mutex<LastSeen> {
         let mut hasher = DefaultHasher::new();
         item_id.hash(&mut hasher);
         // The modulo keeps the index below LOCK_STRIPES, which fits in usize.
@@ -283,17 +314,23 @@ impl Inventory {
         quantity: u64,
         trace: &TraceContext,
     ) -> Result<u64, StoreError> {
-        let _guard = self.lock_for(item_id).lock().await;
-        self.update(
-            &item_key(item_id),
-            Some(item_id),
-            trace,
-            |mut doc: ItemDoc| async move {
-                doc.quantity = quantity;
-                Ok(Change::Write(doc, quantity))
-            },
-        )
-        .await
+        let mut seen = self.lock_for(item_id).lock().await;
+        seen.remove(item_id);
+        let (quantity, write_id) = self
+            .update(
+                &item_key(item_id),
+                Some(item_id),
+                trace,
+                |mut doc: ItemDoc| async move {
+                    doc.quantity = quantity;
+                    doc.write_id = new_write_id();
+                    let write_id = doc.write_id;
+                    Ok(Change::Write(doc, (quantity, write_id)))
+                },
+            )
+            .await?;
+        remember(&mut seen, item_id, write_id);
+        Ok(quantity)
     }
 
     /// Creates `item_id` with `quantity` in stock if it has no document yet; an existing item
@@ -309,7 +346,7 @@ impl Inventory {
         let key = item_key(item_id);
         let doc = ItemDoc {
             quantity,
-            recent: VecDeque::new(),
+            ..ItemDoc::default()
         };
         for _ in 0..MAX_ATTEMPTS {
             if let Some(existing) = self.load_item(item_id, trace).await? {
@@ -355,47 +392,103 @@ impl Inventory {
         orders: &[(&OrderPlaced, Option<&str>)],
         trace: &TraceContext,
     ) -> Result<Vec<Decided>, StoreError> {
-        let _guard = self.lock_for(item_id).lock().await;
-        self.update(
-            &item_key(item_id),
-            Some(item_id),
-            trace,
-            |mut doc: ItemDoc| async move {
-                let known = self.find_outcomes(&doc, item_id, orders, trace).await?;
-                let mut decided: Vec<Decided> = Vec::with_capacity(orders.len());
-                let mut new: Vec<Outcome> = Vec::new();
-                for (&(order, event_id), known) in orders.iter().zip(known) {
-                    let earlier = known
-                        .or_else(|| new.iter().find(|o| o.order_id == order.order_id).cloned());
-                    if let Some(outcome) = earlier {
-                        decided.push(Decided {
-                            outcome,
-                            duplicate: true,
-                        });
-                        continue;
+        let mut seen = self.lock_for(item_id).lock().await;
+        let key = item_key(item_id);
+        if let Some(&remembered) = seen.get(item_id) {
+            // The document and the orders' keys at once; see "Reading in parallel".
+            let keys = order_keys(None, item_id, orders);
+            let (loaded, early) = tokio::try_join!(
+                self.load::<ItemDoc>(&key, Some(item_id), trace),
+                self.read_outcomes(item_id, &keys, trace),
+            )?;
+            let (doc, etag) = loaded.unwrap_or_default();
+            let known = if doc.write_id == remembered {
+                merge_outcomes(&doc, item_id, orders, &keys, &early)
+            } else {
+                self.find_outcomes(&doc, item_id, orders, trace).await?
+            };
+            let seen_id = doc.write_id;
+            match self.decide_all(doc, item_id, orders, known, trace).await? {
+                Change::Keep(decided) => {
+                    remember(&mut seen, item_id, seen_id);
+                    return Ok(decided);
+                }
+                Change::Write(doc, decided) => {
+                    let write_id = doc.write_id;
+                    if let Saved::Yes = self
+                        .save(&key, &doc, etag.as_deref(), Some(item_id), trace)
+                        .await?
+                    {
+                        remember(&mut seen, item_id, write_id);
+                        return Ok(decided);
                     }
-                    let outcome = decide(order, doc.quantity, event_id);
-                    doc.quantity = outcome.remaining;
-                    new.push(outcome.clone());
-                    decided.push(Decided {
-                        outcome,
-                        duplicate: false,
-                    });
+                    // Another writer got there first: start over as below, from a fresh read.
+                    seen.remove(item_id);
                 }
-                if new.is_empty() {
-                    return Ok(Change::Keep(decided));
-                }
-                if doc.recent.len() >= RECENT_OUTCOMES {
-                    // Written before the document that drops them; see the module docs.
-                    self.save_outcomes(item_id, doc.recent.make_contiguous(), trace)
-                        .await?;
-                    doc.recent.clear();
-                }
-                doc.recent.extend(new);
-                Ok(Change::Write(doc, decided))
-            },
-        )
-        .await
+            }
+        }
+        let (decided, write_id) = self
+            .update(&key, Some(item_id), trace, |doc: ItemDoc| async move {
+                let read_id = doc.write_id;
+                let known = self.find_outcomes(&doc, item_id, orders, trace).await?;
+                Ok(
+                    match self.decide_all(doc, item_id, orders, known, trace).await? {
+                        Change::Keep(decided) => Change::Keep((decided, read_id)),
+                        Change::Write(doc, decided) => {
+                            let write_id = doc.write_id;
+                            Change::Write(doc, (decided, write_id))
+                        }
+                    },
+                )
+            })
+            .await?;
+        remember(&mut seen, item_id, write_id);
+        Ok(decided)
+    }
+
+    /// Decides `orders` against `doc`, given what is already `known` of each, and returns the
+    /// document to write with a new `writeId`, or Keep when every order was decided before.
+    /// Outcomes that no longer fit in the document are written to their own keys first.
+    async fn decide_all(
+        &self,
+        mut doc: ItemDoc,
+        item_id: &str,
+        orders: &[(&OrderPlaced, Option<&str>)],
+        known: Vec<Option<Outcome>>,
+        trace: &TraceContext,
+    ) -> Result<Change<ItemDoc, Vec<Decided>>, StoreError> {
+        let mut decided: Vec<Decided> = Vec::with_capacity(orders.len());
+        let mut new: Vec<Outcome> = Vec::new();
+        for (&(order, event_id), known) in orders.iter().zip(known) {
+            let earlier =
+                known.or_else(|| new.iter().find(|o| o.order_id == order.order_id).cloned());
+            if let Some(outcome) = earlier {
+                decided.push(Decided {
+                    outcome,
+                    duplicate: true,
+                });
+                continue;
+            }
+            let outcome = decide(order, doc.quantity, event_id);
+            doc.quantity = outcome.remaining;
+            new.push(outcome.clone());
+            decided.push(Decided {
+                outcome,
+                duplicate: false,
+            });
+        }
+        if new.is_empty() {
+            return Ok(Change::Keep(decided));
+        }
+        if doc.recent.len() >= RECENT_OUTCOMES {
+            // Written before the document that drops them; see the module docs.
+            self.save_outcomes(item_id, doc.recent.make_contiguous(), trace)
+                .await?;
+            doc.recent.clear();
+        }
+        doc.recent.extend(new);
+        doc.write_id = new_write_id();
+        Ok(Change::Write(doc, decided))
     }
 
     /// The recorded outcome of `order_id` for `item_id`, if it was decided.
@@ -483,8 +576,7 @@ impl Inventory {
     }
 
     /// The recorded outcome of each of `orders`, if decided: from the document, else from the
-    /// orders' own keys, read after the document (see the module docs), one at a time for one
-    /// order as [`Inventory::apply`] always did, in one bulk read for more.
+    /// orders' own keys, read after the document (see the module docs).
     async fn find_outcomes(
         &self,
         doc: &ItemDoc,
@@ -492,15 +584,20 @@ impl Inventory {
         orders: &[(&OrderPlaced, Option<&str>)],
         trace: &TraceContext,
     ) -> Result<Vec<Option<Outcome>>, StoreError> {
-        let in_doc = |order_id: &str| doc.recent.iter().find(|o| o.order_id == order_id);
-        let mut keys: Vec<String> = Vec::new();
-        for (order, _) in orders {
-            let key = order_key(item_id, &order.order_id);
-            if in_doc(&order.order_id).is_none() && !keys.contains(&key) {
-                keys.push(key);
-            }
-        }
-        let stored: Vec<Option<Outcome>> = match keys.as_slice() {
+        let keys = order_keys(Some(doc), item_id, orders);
+        let stored = self.read_outcomes(item_id, &keys, trace).await?;
+        Ok(merge_outcomes(doc, item_id, orders, &keys, &stored))
+    }
+
+    /// The outcomes stored at `keys` (of `item_id`'s orders), in the same order: one plain read
+    /// for one key, as a single delivery always cost, one bulk read for more, none for none.
+    async fn read_outcomes(
+        &self,
+        item_id: &str,
+        keys: &[String],
+        trace: &TraceContext,
+    ) -> Result<Vec<Option<Outcome>>, StoreError> {
+        Ok(match keys {
             [] => Vec::new(),
             [key] => vec![
                 self.load::<Outcome>(key, Some(item_id), trace)
@@ -521,18 +618,7 @@ impl Inventory {
                     .map(|entry| entry.map(|e| e.value))
                     .collect()
             }
-        };
-        Ok(orders
-            .iter()
-            .map(|(order, _)| {
-                in_doc(&order.order_id).cloned().or_else(|| {
-                    let key = order_key(item_id, &order.order_id);
-                    keys.iter()
-                        .position(|k| *k == key)
-                        .and_then(|at| stored.get(at).cloned().flatten())
-                })
-            })
-            .collect())
+        })
     }
 
     async fn save_outcomes(
@@ -677,6 +763,61 @@ impl Inventory {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The own keys of `orders` (each once) whose outcome is not in `doc`; all of them when the
+/// document is not known yet.
+fn order_keys(
+    doc: Option<&ItemDoc>,
+    item_id: &str,
+    orders: &[(&OrderPlaced, Option<&str>)],
+) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for (order, _) in orders {
+        let in_doc = doc.is_some_and(|d| d.recent.iter().any(|o| o.order_id == order.order_id));
+        let key = order_key(item_id, &order.order_id);
+        if !in_doc && !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys
+}
+
+/// Each order's outcome: from `doc`, else from what was `stored` at `keys`.
+fn merge_outcomes(
+    doc: &ItemDoc,
+    item_id: &str,
+    orders: &[(&OrderPlaced, Option<&str>)],
+    keys: &[String],
+    stored: &[Option<Outcome>],
+) -> Vec<Option<Outcome>> {
+    orders
+        .iter()
+        .map(|(order, _)| {
+            doc.recent
+                .iter()
+                .find(|o| o.order_id == order.order_id)
+                .cloned()
+                .or_else(|| {
+                    let key = order_key(item_id, &order.order_id);
+                    keys.iter()
+                        .position(|k| *k == key)
+                        .and_then(|at| stored.get(at).cloned().flatten())
+                })
+        })
+        .collect()
+}
+
+/// Remembers `write_id` for `item_id` in its stripe; 0 is never remembered.
+fn remember(seen: &mut LastSeen, item_id: &str, write_id: u64) {
+    if write_id == 0 {
+        seen.remove(item_id);
+        return;
+    }
+    if seen.len() >= REMEMBERED_PER_STRIPE && !seen.contains_key(item_id) {
+        seen.clear();
+    }
+    seen.insert(item_id.to_owned(), write_id);
 }
 
 /// Decides `order` against `stock`: applied when there is enough, else rejected.

@@ -232,6 +232,138 @@ async fn an_order_recorded_in_its_own_key_is_a_duplicate_too() {
     assert!(saves(&sidecar).await.is_empty());
 }
 
+const ORDER_1002_PATH: &str = "/v1.0/state/statestore/order%3Aitem1%3Aorder-1002";
+
+fn order_1002_event() -> String {
+    cloud_event(json!({"orderId": "order-1002", "itemId": "item1", "quantity": 10}))
+}
+
+/// One app (so one instance's memory of its writes) applies order-1001 to an item with 100 in
+/// stock and no history; returns that app and the document it wrote, `writeId` included.
+async fn after_order_1001(sidecar: &MockServer) -> (Router, Value) {
+    let app = router(sidecar);
+    common::answer(
+        sidecar,
+        "GET",
+        ITEM_PATH,
+        common::stored(json!({"quantity": 100, "recent": []}), "3"),
+        Some(1),
+    )
+    .await;
+    missing(sidecar, ORDER_PATH).await;
+    saves_answer(sidecar, ResponseTemplate::new(204)).await;
+    let req = Request::post("/orders")
+        .header(header::CONTENT_TYPE, "application/cloudevents+json")
+        .body(Body::from(order_event()))
+        .unwrap();
+    let (status, body) = send(app.clone(), req).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"status": "SUCCESS"}))
+    );
+    let written = test_kit::posted(sidecar, SAVE_PATH).await;
+    let doc = written[0][0]["value"].clone();
+    assert!(doc["writeId"].as_u64().is_some_and(|n| n > 0), "{doc}");
+    (app, doc)
+}
+
+async fn deliver_to(app: &Router, body: String) -> (StatusCode, Value) {
+    let req = Request::post("/orders")
+        .header(header::CONTENT_TYPE, "application/cloudevents+json")
+        .body(Body::from(body))
+        .unwrap();
+    send(app.clone(), req).await
+}
+
+#[tokio::test]
+async fn a_document_unchanged_since_this_instance_wrote_it_is_read_beside_the_orders_key() {
+    let sidecar = MockServer::start().await;
+    let (app, written) = after_order_1001(&sidecar).await;
+    // Both reads of the next order take 500 ms: one after the other would take a second.
+    let slow = Duration::from_millis(500);
+    common::answer(
+        &sidecar,
+        "GET",
+        ITEM_PATH,
+        common::stored(written.clone(), "4").set_delay(slow),
+        None,
+    )
+    .await;
+    common::answer(
+        &sidecar,
+        "GET",
+        ORDER_1002_PATH,
+        ResponseTemplate::new(204).set_delay(slow),
+        None,
+    )
+    .await;
+
+    let started = std::time::Instant::now();
+    let (status, body) = deliver_to(&app, order_1002_event()).await;
+    let took = started.elapsed();
+
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"status": "SUCCESS"}))
+    );
+    assert!(
+        took < Duration::from_millis(900),
+        "the reads took {took:?}, one after the other"
+    );
+    let saved = saves(&sidecar).await;
+    assert_eq!(saved.len(), 2);
+    assert_eq!(saved[1][0]["etag"], "4");
+    assert_eq!(saved[1][0]["value"]["quantity"], 80);
+    assert_eq!(saved[1][0]["value"]["recent"][1]["orderId"], "order-1002");
+}
+
+#[tokio::test]
+async fn after_another_replica_wrote_the_item_the_orders_key_is_read_again_after_the_document() {
+    let sidecar = MockServer::start().await;
+    let (app, _) = after_order_1001(&sidecar).await;
+    // Another replica applied order-1002 and then moved its outcome out of the document: this
+    // instance's early read of the key came before the move, the document read after it.
+    stored(
+        &sidecar,
+        ITEM_PATH,
+        json!({"quantity": 50, "recent": [], "writeId": 777}),
+        "9",
+    )
+    .await;
+    common::answer(
+        &sidecar,
+        "GET",
+        ORDER_1002_PATH,
+        ResponseTemplate::new(204),
+        Some(1),
+    )
+    .await;
+    stored(
+        &sidecar,
+        ORDER_1002_PATH,
+        json!({"orderId": "order-1002", "itemId": "item1", "quantity": 10, "status": "applied", "remaining": 60}),
+        "1",
+    )
+    .await;
+
+    let (status, body) = deliver_to(&app, order_1002_event()).await;
+
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"status": "SUCCESS"}))
+    );
+    let reads = sidecar.received_requests().await.unwrap();
+    let key_reads = reads
+        .iter()
+        .filter(|r| r.url.path() == ORDER_1002_PATH)
+        .count();
+    assert_eq!(
+        key_reads, 2,
+        "the key is read beside the document and again after it"
+    );
+    assert_eq!(saves(&sidecar).await.len(), 1, "a duplicate writes nothing");
+}
+
 #[tokio::test]
 async fn an_order_larger_than_the_stock_is_recorded_as_rejected_and_stock_is_kept() {
     let sidecar = MockServer::start().await;

@@ -11,9 +11,31 @@ pub(crate) const SAVE_PATH: &str = "/v1.0/state/statestore";
 /// item1's document.
 pub(crate) const ITEM1: &str = "/v1.0/state/statestore/item%3Aitem1";
 
-/// The JSON bodies of the state writes `sidecar` received, in order.
+/// The JSON bodies of the state writes `sidecar` received, in order. Every update of an item
+/// document (a write with an ETag) must carry a `writeId`, new and random on each write; it is
+/// checked and taken out here, so that the rest compares exactly.
 pub(crate) async fn saves(sidecar: &MockServer) -> Vec<Value> {
-    test_kit::posted(sidecar, SAVE_PATH).await
+    let mut bodies = test_kit::posted(sidecar, SAVE_PATH).await;
+    for write in bodies.iter_mut().filter_map(Value::as_array_mut).flatten() {
+        let is_item = write["key"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("item:"));
+        let update = write.get("etag").is_some();
+        let Some(value) = write.get_mut("value").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        match value.remove("writeId") {
+            Some(id) => assert!(
+                is_item && id.as_u64().is_some_and(|n| n > 0),
+                "writeId {id} on {value:?}"
+            ),
+            None => assert!(
+                !(is_item && update),
+                "an item update without writeId: {value:?}"
+            ),
+        }
+    }
+    bodies
 }
 
 /// An item document as the sidecar returns it.
