@@ -1026,7 +1026,9 @@ def check_telemetry(repo: Repo, r: Report, eff: dict) -> None:
         if not d.existing
     ]
     if len(envs) != 1:
-        r.err("infra", f"expected one Container Apps environment in infra/modules, found {len(envs)}")
+        r.err(
+            "infra", f"expected one Container Apps environment in infra/modules, found {len(envs)}"
+        )
         return
     fname, d = envs[0]
     props = d.body.get("properties") or {}
