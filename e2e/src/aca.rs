@@ -7,7 +7,10 @@
 //! - each Dapr-enabled app runs its real binary with exactly the env vars its Bicep gives it,
 //!   plus what the platform injects: a random `APP_API_TOKEN` per app (given to its sidecar too)
 //!   and `DAPR_HTTP_PORT` / `DAPR_GRPC_PORT` (3500 / 50001 on Azure, where every replica has its
-//!   own localhost; distinct ports here, where all apps share one);
+//!   own localhost; distinct ports here, where all apps share one); and, when the environment's
+//!   managed OpenTelemetry agent sends traces somewhere, the agent's [`agent_env`]
+//!   (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`), pointed here at a
+//!   stand-in gRPC collector the caller runs;
 //! - its sidecar gets the app id, app port, protocol, app-health settings, log level and API
 //!   logging of its Bicep, and no Dapr `Configuration` (Container Apps does not apply one);
 //! - external ingress is the app's target port reached directly, without the sidecar and without
@@ -41,6 +44,26 @@ pub fn daprd_version() -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+/// What the environment's managed OpenTelemetry agent injects into every app when the Bicep
+/// sends traces to a destination (learn.microsoft.com/azure/container-apps/opentelemetry-agents,
+/// "Environment variables": the agent's base endpoint, port 4317 on Azure, and `grpc`, the only
+/// protocol it takes), with `endpoint` standing in for the agent; nothing without such a
+/// destination. The per-signal `CONTAINERAPP_OTEL_*` variables it also injects are read by no
+/// app here, so they are left out.
+pub fn agent_env(model: &Value, endpoint: &str) -> Vec<(String, String)> {
+    let traced = model
+        .pointer("/environment/openTelemetry/tracesDestinations")
+        .and_then(Value::as_array)
+        .is_some_and(|d| !d.is_empty());
+    if !traced {
+        return Vec::new();
+    }
+    vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint.to_owned()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "grpc".into()),
+    ]
 }
 
 /// How long Container Apps lets the app drain before it stops the sidecar.
@@ -349,8 +372,15 @@ fn service_binary(name: &str) -> PathBuf {
 
 impl AcaRun {
     /// Starts every Dapr-enabled app of `model` with its sidecar: Redis at `pubsub_redis`
-    /// (`host:port`) stands in for Service Bus, Redis at `state_redis` for Cosmos DB.
-    pub fn start(model: Value, pubsub_redis: &str, state_redis: &str, logs: &Path) -> Self {
+    /// (`host:port`) stands in for Service Bus, Redis at `state_redis` for Cosmos DB, and the
+    /// OTLP/gRPC collector at `agent` (`http://host:port`) for the OpenTelemetry agent.
+    pub fn start(
+        model: Value,
+        pubsub_redis: &str,
+        state_redis: &str,
+        agent: &str,
+        logs: &Path,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let resources = dir.path().join("resources");
         fs::create_dir_all(&resources).expect("resources dir");
@@ -411,6 +441,12 @@ impl AcaRun {
             env.push(("APP_API_TOKEN".into(), token.clone()));
             env.push(("DAPR_HTTP_PORT".into(), http.to_string()));
             env.push(("DAPR_GRPC_PORT".into(), grpc.to_string()));
+            // The agent's values yield to the app's own, as on Azure.
+            for (k, v) in agent_env(&model, agent) {
+                if !env.iter().any(|(name, _)| *name == k) {
+                    env.push((k, v));
+                }
+            }
             let app_port = dapr["appPort"]
                 .as_u64()
                 .map(|p| u16::try_from(p).expect("port"));
@@ -702,6 +738,30 @@ mod tests {
             yaml.contains("    components:\n      pubsub-inventory:\n        inbound:\n          retry: pubsub-inventory-inbound-retry\n          timeout: pubsub-inventory-inbound-timeout\n"),
             "{yaml}"
         );
+    }
+
+    #[test]
+    fn the_agent_injects_its_grpc_endpoint_only_when_traces_have_a_destination() {
+        let model = |otel: Value| serde_json::json!({"environment": {"openTelemetry": otel}});
+        let traced =
+            model(serde_json::json!({"tracesDestinations": ["appInsights"], "includeDapr": true}));
+        assert_eq!(
+            agent_env(&traced, "http://127.0.0.1:4317"),
+            vec![
+                (
+                    "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+                    "http://127.0.0.1:4317".to_owned()
+                ),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL".to_owned(), "grpc".to_owned()),
+            ]
+        );
+        for untraced in [
+            model(Value::Null),
+            model(serde_json::json!({"tracesDestinations": [], "includeDapr": true})),
+            model(serde_json::json!({"tracesDestinations": null, "includeDapr": null})),
+        ] {
+            assert_eq!(agent_env(&untraced, "http://x:1"), Vec::new(), "{untraced}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 // Container Apps environment (workload-profiles type, Consumption profile only), its logs routed
-// to Log Analytics through a diagnostic setting (no workspace shared key anywhere), and the Dapr
-// sidecars' telemetry exported to Application Insights.
+// to Log Analytics through a diagnostic setting (no workspace shared key anywhere), and the traces
+// of the apps and of their Dapr sidecars sent to Application Insights by the environment's
+// managed OpenTelemetry agent, so one order is one end-to-end transaction there.
 
 @description('Location of the environment.')
 param location string
@@ -14,14 +15,21 @@ param name string
 @description('Resource id of the Log Analytics workspace that receives the logs.')
 param logAnalyticsWorkspaceId string
 
-@description('Name of the Application Insights component (same resource group) Dapr exports to.')
+@description('Name of the Application Insights component (same resource group) the traces go to.')
 param applicationInsightsName string
 
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
 }
 
-resource managedEnvironment 'Microsoft.App/managedEnvironments@2025-07-01' = {
+// The managed OpenTelemetry agent (openTelemetryConfiguration, with includeDapr for the sidecars'
+// spans) exists only in preview API versions; 2025-10-02-preview is the one with offline type data.
+// With it, Container Apps injects OTEL_EXPORTER_OTLP_ENDPOINT (the agent, port 4317) and
+// OTEL_EXPORTER_OTLP_PROTOCOL=grpc into every app, which service-kit's exporter reads
+// (learn.microsoft.com/azure/container-apps/opentelemetry-agents, "Environment variables").
+// No daprAIConnectionString (the older Dapr-only export): while a daprAI* value is set, Dapr's
+// traces take that path and includeDapr is bypassed (learn.microsoft.com/answers/questions/5826605).
+resource managedEnvironment 'Microsoft.App/managedEnvironments@2025-10-02-preview' = {
   name: name
   location: location
   tags: tags
@@ -31,8 +39,19 @@ resource managedEnvironment 'Microsoft.App/managedEnvironments@2025-07-01' = {
       // tables ContainerAppConsoleLogs / ContainerAppSystemLogs).
       destination: 'azure-monitor'
     }
-    // Dapr service-invocation and pub/sub traces. Read here, never passed around as an output.
-    daprAIConnectionString: applicationInsights.properties.ConnectionString
+    // The agent's appInsights destination. Read here, never passed around as an output.
+    appInsightsConfiguration: {
+      connectionString: applicationInsights.properties.ConnectionString
+    }
+    openTelemetryConfiguration: {
+      tracesConfiguration: {
+        // The apps' spans and, with includeDapr, the sidecars' (invocation, pub/sub).
+        includeDapr: true
+        destinations: [
+          'appInsights'
+        ]
+      }
+    }
     workloadProfiles: [
       {
         name: 'Consumption'

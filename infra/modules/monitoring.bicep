@@ -43,8 +43,8 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' = {
     Application_Type: 'web'
     WorkspaceResourceId: logAnalytics.id
     IngestionMode: 'LogAnalytics'
-    // Must stay false: the Dapr sidecars export traces with the connection string
-    // (`daprAIConnectionString`), which is instrumentation-key based ingestion.
+    // Must stay false: the environment's OpenTelemetry agent sends the traces with the
+    // connection string (instrumentation-key ingestion), which needs local authentication.
     DisableLocalAuth: false
     publicNetworkAccessForIngestion: 'Enabled'
     publicNetworkAccessForQuery: 'Enabled'

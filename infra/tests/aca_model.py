@@ -33,7 +33,9 @@ Schema:
   }],
   "serviceBus": {"subscriptions": [{"topic": str | {"expr"}, "name": str | {"expr"},
                  "maxDeliveryCount": int | null, "lockDuration": str | null,
-                 "defaultMessageTimeToLive": str | null}]}
+                 "defaultMessageTimeToLive": str | null}]},
+  "environment": {"openTelemetry": null | {        # the managed OpenTelemetry agent
+                    "tracesDestinations": [str] | null, "includeDapr": bool | null}}
 }
 Lists are sorted by name (subscriptions by topic, then name).
 """
@@ -55,6 +57,7 @@ APP_POLICY = "Microsoft.App/containerApps/resiliencyPolicies"
 COMPONENT = "Microsoft.App/managedEnvironments/daprComponents"
 COMPONENT_POLICY = "Microsoft.App/managedEnvironments/daprComponents/resiliencyPolicies"
 SUBSCRIPTION = "Microsoft.ServiceBus/namespaces/topics/subscriptions"
+ENVIRONMENT = "Microsoft.App/managedEnvironments"
 TOPIC = "Microsoft.ServiceBus/namespaces/topics"
 
 
@@ -131,6 +134,7 @@ def _policies(bf: m.BicepFile, policy_type: str, parent_type: str) -> dict[str, 
 def build(root: Path) -> dict:
     res = Resolver(root)
     apps, components, subscriptions = [], [], []
+    open_telemetry = None
     for fname, bf in res.modules.items():
         r = lambda v, f=fname: jsonable(res.resolve(f, v))
         app_pol = _policies(bf, APP_POLICY, APP)
@@ -190,6 +194,15 @@ def build(root: Path) -> dict:
                     else None,
                 }
             )
+        for d in bf.resources(ENVIRONMENT):
+            otel = get(d.body, "properties", "openTelemetryConfiguration")
+            if d.existing or not isinstance(otel, dict):
+                continue
+            traces = otel.get("tracesConfiguration") or {}
+            open_telemetry = {
+                "tracesDestinations": r(traces.get("destinations")),
+                "includeDapr": r(traces.get("includeDapr")),
+            }
         symbols = {d.symbol: d for d in bf.decls}
         for d in bf.resources(SUBSCRIPTION):
             topic = symbols.get(str(d.body.get("parent")))
@@ -212,6 +225,7 @@ def build(root: Path) -> dict:
         "serviceBus": {
             "subscriptions": sorted(subscriptions, key=lambda s: (key(s["topic"]), key(s["name"])))
         },
+        "environment": {"openTelemetry": open_telemetry},
     }
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Tests of aca_model.py: the model holds the four apps with their ports, and it reports only
-what the Bicep says (a resiliency policy removed from a temporary copy is null in the model).
+"""Tests of aca_model.py: the model holds the four apps with their ports and the environment's
+OpenTelemetry agent, and it reports only what the Bicep says (a resiliency policy or the agent
+removed from a temporary copy is null in the model).
 
 Usage: python test_aca_model.py [--repo DIR]      Exit 0 when every test passes, 1 otherwise.
 """
@@ -57,6 +58,23 @@ def test_four_apps_with_ports(repo: Path) -> None:
     assert apps["order-processor"]["resiliency"] is not None
 
 
+def test_open_telemetry_agent(repo: Path) -> None:
+    otel = aca_model.build(repo)["environment"]["openTelemetry"]
+    assert otel == {"tracesDestinations": ["appInsights"], "includeDapr": True}, otel
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "repo"
+        shutil.copytree(repo / "infra", copy / "infra")
+        f = copy / "infra" / "modules" / "container-apps-env.bicep"
+        text = f.read_text()
+        cut = re.sub(
+            r"    openTelemetryConfiguration: \{\n.*?\n    \}\n", "", text, count=1, flags=re.DOTALL
+        )
+        assert cut != text, "could not find openTelemetryConfiguration to remove"
+        f.write_text(cut)
+        after = aca_model.build(copy)["environment"]["openTelemetry"]
+    assert after is None, f"no agent in the Bicep must be none in the model: {after}"
+
+
 def test_model_reports_what_the_bicep_says(repo: Path) -> None:
     before = by_name(aca_model.build(repo)["components"])
     assert before["pubsub-inventory"]["resiliency"] is not None, (
@@ -88,6 +106,7 @@ def test_unresolvable_values_are_expressions(repo: Path) -> None:
 TESTS = [
     test_four_apps_with_ports,
     test_model_reports_what_the_bicep_says,
+    test_open_telemetry_agent,
     test_unresolvable_values_are_expressions,
 ]
 

@@ -14,7 +14,8 @@ Sources and what is compared:
   local     dapr.yaml (apps[].appID/appPort/daprHTTPPort/command/env), components/*.yaml
   azd       azure.yaml, infra/main.parameters.json, infra/main.bicep params and outputs
   images    <service>/Dockerfile, .dockerignore
-  infra     infra/modules/*.bicep: container apps, Dapr components, Service Bus, Cosmos DB
+  infra     infra/modules/*.bicep: container apps, Dapr components, Service Bus, Cosmos DB,
+            the environment's OpenTelemetry agent (traces of apps and sidecars to App Insights)
 """
 
 from __future__ import annotations
@@ -1007,6 +1008,73 @@ def check_outcome_ttl(repo: Repo, r: Report, eff: dict) -> None:
         )
 
 
+# What the environment's managed OpenTelemetry agent injects into every app
+# (learn.microsoft.com/azure/container-apps/opentelemetry-agents, "Environment variables"); an
+# app that sets one itself overrides the agent's value and its spans miss the agent.
+AGENT_ENV = {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL"}
+ENVIRONMENT = "Microsoft.App/managedEnvironments"
+INSIGHTS = "Microsoft.Insights/components"
+
+
+def check_telemetry(repo: Repo, r: Report, eff: dict) -> None:
+    """Traces of the apps and their Dapr sidecars reach Application Insights through the
+    environment's managed OpenTelemetry agent: one order, one end-to-end transaction."""
+    envs = [
+        (fname, d)
+        for fname, bf in repo.modules.items()
+        for d in bf.resources(ENVIRONMENT)
+        if not d.existing
+    ]
+    if len(envs) != 1:
+        r.err(
+            "infra", f"expected one Container Apps environment in infra/modules, found {len(envs)}"
+        )
+        return
+    fname, d = envs[0]
+    props = d.body.get("properties") or {}
+    traces = get(props, "openTelemetryConfiguration", "tracesConfiguration") or {}
+    if traces.get("includeDapr") is not True:
+        r.err(
+            "infra",
+            f"{fname}: openTelemetryConfiguration.tracesConfiguration.includeDapr is not true "
+            "(the Dapr sidecars' spans would not reach Application Insights)",
+        )
+    destinations = traces.get("destinations")
+    if not isinstance(destinations, list) or "appInsights" not in destinations:
+        r.err(
+            "infra",
+            f"{fname}: openTelemetryConfiguration.tracesConfiguration.destinations lacks "
+            f"'appInsights' ({destinations!r})",
+        )
+    if not get(props, "appInsightsConfiguration", "connectionString"):
+        r.err(
+            "infra",
+            f"{fname}: appInsightsConfiguration.connectionString is not set (the agent's "
+            "appInsights destination has nowhere to send)",
+        )
+    for legacy in ("daprAIConnectionString", "daprAIInstrumentationKey"):
+        if legacy in props:
+            r.err(
+                "infra",
+                f"{fname}: {legacy} is set; while it is, Dapr's traces bypass the agent's "
+                "includeDapr",
+            )
+    for svc, e in sorted(eff.items()):
+        for name in sorted(AGENT_ENV & set(e.get("env") or {})):
+            r.err(
+                "infra",
+                f"{svc}: sets {name}, overriding the value the OpenTelemetry agent injects",
+            )
+    for bf in repo.modules.values():
+        for ai in bf.resources(INSIGHTS):
+            if not ai.existing and get(ai.body, "properties", "DisableLocalAuth") is not False:
+                r.err(
+                    "infra",
+                    f"{bf.path.name}: Application Insights must keep DisableLocalAuth: false "
+                    "(the agent sends with the connection string)",
+                )
+
+
 def check_main(repo: Repo, r: Report) -> None:
     main, pj = repo.main, repo.params_json
     if not main or not isinstance(pj, dict):
@@ -1363,6 +1431,7 @@ def run(root: Path) -> list[str]:
         check_components(repo, r, code, eff)
         check_resiliency(repo, r, eff)
         check_outcome_ttl(repo, r, eff)
+        check_telemetry(repo, r, eff)
         check_dockerfiles(repo, r, eff)
         check_local(repo, r, code)
     except Exception:  # noqa: BLE001 - a crash is a failure with its reason, never a pass

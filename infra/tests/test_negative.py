@@ -430,6 +430,45 @@ CASES = [
         r"inventory-service APP_API_TOKEN_REQUIRED",
     ),
     Case(
+        "consistency-otel-no-dapr-traces",
+        "the OpenTelemetry agent without the Dapr sidecars' traces (includeDapr)",
+        "consistency",
+        edit("infra/modules/container-apps-env.bicep", "includeDapr: true", "includeDapr: false"),
+        r"includeDapr is not true",
+    ),
+    Case(
+        "consistency-otel-no-app-insights",
+        "traces sent by the agent to no Application Insights destination",
+        "consistency",
+        edit("infra/modules/container-apps-env.bicep", "'appInsights'", "'dataDog'"),
+        r"destinations lacks 'appInsights'",
+    ),
+    Case(
+        "consistency-otel-legacy-dapr-export",
+        "daprAIConnectionString set again beside the agent",
+        "consistency",
+        edit(
+            "infra/modules/container-apps-env.bicep",
+            "    appInsightsConfiguration: {",
+            "    daprAIConnectionString: applicationInsights.properties.ConnectionString\n"
+            "    appInsightsConfiguration: {",
+        ),
+        r"daprAIConnectionString is set",
+    ),
+    Case(
+        "consistency-otel-endpoint-overridden",
+        "an app setting OTEL_EXPORTER_OTLP_PROTOCOL itself, over the agent's value",
+        "consistency",
+        edit(
+            "infra/modules/app-order-service.bicep",
+            "            {\n              name: 'PUBSUB_NAME'",
+            "            {\n              name: 'OTEL_EXPORTER_OTLP_PROTOCOL'\n"
+            "              value: 'http/protobuf'\n            }\n"
+            "            {\n              name: 'PUBSUB_NAME'",
+        ),
+        r"order-service: sets OTEL_EXPORTER_OTLP_PROTOCOL",
+    ),
+    Case(
         "consistency-outcome-ttl",
         "OUTCOME_TTL_SECONDS equal to the message TTL (14 days)",
         "consistency",

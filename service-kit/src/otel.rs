@@ -5,9 +5,13 @@
 //! exporter (the default of `OTEL_TRACES_EXPORTER`) needs `OTEL_EXPORTER_OTLP_ENDPOINT` or
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`; `OTEL_TRACES_EXPORTER=zipkin` sends Zipkin's format to
 //! `OTEL_EXPORTER_ZIPKIN_ENDPOINT` (the Zipkin server `scripts/run.sh` starts takes only that);
-//! `none` or `OTEL_SDK_DISABLED=true` switch export off. OTLP over gRPC is not built in: with
-//! `OTEL_EXPORTER_OTLP_PROTOCOL=grpc` the service starts, logs that it exports nothing, and runs. Spans are batched and sent from the
-//! SDK's own thread, so a request never waits on the exporter; [`Export::shutdown`] flushes.
+//! `none` or `OTEL_SDK_DISABLED=true` switch export off. OTLP goes over HTTP with protobuf
+//! bodies unless `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` / `OTEL_EXPORTER_OTLP_PROTOCOL` says `grpc`,
+//! which is what Azure Container Apps' managed OpenTelemetry agent injects, with
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` naming the agent (port 4317). Another protocol (`http/json`) is
+//! not built in: the service starts, logs that it exports nothing, and runs. Spans are batched
+//! and sent from the SDK's own thread, so a request never waits on the exporter;
+//! [`Export::shutdown`] flushes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -26,12 +30,13 @@ pub enum Exporter {
     None,
     /// OTLP over HTTP with protobuf bodies, to this URL (ending `/v1/traces`).
     Otlp(String),
+    /// OTLP over gRPC, to this endpoint (`http://host:port`; gRPC adds no path).
+    OtlpGrpc(String),
     /// Zipkin's JSON format, to this URL (ending `/api/v2/spans`).
     Zipkin(String),
-    /// An exporter these services do not have (OTLP over gRPC): nothing is exported, and the
-    /// service says so when it starts, rather than not starting. A platform may inject the
-    /// variables (Azure Container Apps' OpenTelemetry agent sets OTEL_EXPORTER_OTLP_PROTOCOL),
-    /// and spans are a diagnostic: an order must not fail for them.
+    /// An exporter these services do not have (OTLP with JSON bodies): nothing is exported, and
+    /// the service says so when it starts, rather than not starting. A platform may inject the
+    /// variables, and spans are a diagnostic: an order must not fail for them.
     Unusable(String),
 }
 
@@ -63,31 +68,27 @@ impl OtelConfig {
             _ if disabled => Exporter::None,
             "none" => Exporter::None,
             "otlp" => {
-                for name in [
+                let protocol = [
                     env::OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
                     env::OTEL_EXPORTER_OTLP_PROTOCOL,
-                ] {
-                    if let Some(protocol) = vars.get(name) {
-                        if protocol != "http/protobuf" {
-                            return Ok(Self {
-                                exporter: Exporter::Unusable(format!(
-                                    "{name}={protocol:?}: only http/protobuf is built in"
-                                )),
-                                service_name,
-                            });
-                        }
-                        break;
-                    }
-                }
-                match (
+                ]
+                .into_iter()
+                .find_map(|name| vars.get(name).map(|value| (name, value)));
+                let endpoints = (
                     vars.get(env::OTEL_EXPORTER_OTLP_TRACES_ENDPOINT),
                     vars.get(env::OTEL_EXPORTER_OTLP_ENDPOINT),
-                ) {
-                    (Some(url), _) => Exporter::Otlp(url),
-                    (None, Some(base)) => {
-                        Exporter::Otlp(format!("{}/v1/traces", base.trim_end_matches('/')))
-                    }
-                    (None, None) => Exporter::None,
+                );
+                match protocol {
+                    None => otlp_http(endpoints),
+                    Some((_, value)) if value == "http/protobuf" => otlp_http(endpoints),
+                    // gRPC has no per-signal path: both variables name the collector itself.
+                    Some((_, value)) if value == "grpc" => match endpoints {
+                        (Some(url), _) | (None, Some(url)) => Exporter::OtlpGrpc(url),
+                        (None, None) => Exporter::None,
+                    },
+                    Some((name, value)) => Exporter::Unusable(format!(
+                        "{name}={value:?}: only http/protobuf and grpc are built in"
+                    )),
                 }
             }
             "zipkin" => Exporter::Zipkin(
@@ -109,6 +110,16 @@ impl OtelConfig {
     }
 }
 
+/// The OTLP/HTTP exporter of `(traces endpoint, base endpoint)`: the traces endpoint as it is,
+/// else the base with `/v1/traces`, as the specification builds it.
+fn otlp_http(endpoints: (Option<String>, Option<String>)) -> Exporter {
+    match endpoints {
+        (Some(url), _) => Exporter::Otlp(url),
+        (None, Some(base)) => Exporter::Otlp(format!("{}/v1/traces", base.trim_end_matches('/'))),
+        (None, None) => Exporter::None,
+    }
+}
+
 /// Whether spans are made: true once [`Export::start`] set up an exporter.
 static EXPORTING: AtomicBool = AtomicBool::new(false);
 
@@ -118,14 +129,19 @@ pub fn exporting() -> bool {
     EXPORTING.load(Ordering::Relaxed)
 }
 
-/// The running export: the tracer provider whose batch thread sends the spans.
+/// The running export: the tracer provider whose batch thread sends the spans, and for OTLP over
+/// gRPC the runtime the gRPC connection runs on.
 #[derive(Debug)]
 pub struct Export {
     provider: SdkTracerProvider,
+    grpc_runtime: Option<tokio::runtime::Runtime>,
 }
 
 /// How long a clean shutdown waits for the last spans to be sent.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a clean shutdown then waits for the gRPC connection's tasks to end.
+const GRPC_RUNTIME_STOP: Duration = Duration::from_secs(1);
 
 impl Export {
     /// Builds the exporter `config` names; `None` when it names none. The caller reports an
@@ -137,6 +153,7 @@ impl Export {
             .with_service_name(config.service_name.clone())
             .build();
         let builder = SdkTracerProvider::builder().with_resource(resource);
+        let mut grpc_runtime = None;
         let builder = match &config.exporter {
             Exporter::None => return Ok(None),
             Exporter::Unusable(why) => return Err(why.clone()),
@@ -148,6 +165,29 @@ impl Export {
                     .build()
                     .map_err(|e| format!("building the OTLP exporter for {url} failed: {e}"))?,
             ),
+            Exporter::OtlpGrpc(url) => {
+                // The gRPC client needs a Tokio runtime for its connection, and the service's
+                // own runtime starts later and may have one thread: one small runtime of the
+                // export's own, kept until shutdown.
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("otlp-grpc")
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("the OTLP/gRPC exporter's runtime: {e}"))?;
+                let exporter = {
+                    let _entered = runtime.enter();
+                    opentelemetry_otlp::SpanExporter::builder()
+                        .with_tonic()
+                        .with_endpoint(url)
+                        .build()
+                        .map_err(|e| {
+                            format!("building the OTLP/gRPC exporter for {url} failed: {e}")
+                        })?
+                };
+                grpc_runtime = Some(runtime);
+                builder.with_batch_exporter(exporter)
+            }
             // Deprecated upstream in favour of Zipkin's own OTLP intake, the zipkin-module-otel
             // collector, which Maven Central does not serve here: this is the only way into
             // the Zipkin server that scripts/run.sh starts.
@@ -163,7 +203,13 @@ impl Export {
         let provider = builder.build();
         let tracer = provider.tracer("service-kit");
         EXPORTING.store(true, Ordering::Relaxed);
-        Ok(Some((Self { provider }, tracer)))
+        Ok(Some((
+            Self {
+                provider,
+                grpc_runtime,
+            },
+            tracer,
+        )))
     }
 
     /// Sends what is still buffered, waiting at most 5 s, and stops the export thread.
@@ -171,6 +217,10 @@ impl Export {
         EXPORTING.store(false, Ordering::Relaxed);
         if let Err(e) = self.provider.shutdown_with_timeout(FLUSH_TIMEOUT) {
             tracing::warn!("sending the last spans failed: {e}");
+        }
+        // After the flush, which needs it; a connection still open must not hold up the exit.
+        if let Some(runtime) = self.grpc_runtime {
+            runtime.shutdown_timeout(GRPC_RUNTIME_STOP);
         }
     }
 }
@@ -282,8 +332,8 @@ mod tests {
             env::OTEL_EXPORTER_OTLP_PROTOCOL,
             env::OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
         ] {
-            let exporter = read(&[otlp, (name, "grpc")]).unwrap();
-            let want = format!(r#"{name}="grpc": only http/protobuf is built in"#);
+            let exporter = read(&[otlp, (name, "http/json")]).unwrap();
+            let want = format!(r#"{name}="http/json": only http/protobuf and grpc are built in"#);
             assert_eq!(exporter, Exporter::Unusable(want));
             assert!(
                 matches!(Export::start(&OtelConfig { exporter, service_name: "s".into() }), Err(e) if e.contains(name))
@@ -294,6 +344,58 @@ mod tests {
             kept,
             Exporter::Otlp("http://collector:4318/v1/traces".to_owned())
         );
+    }
+
+    #[test]
+    fn grpc_is_what_the_container_apps_agent_injects_and_is_used_as_given() {
+        let read = |pairs: &[(&str, &str)]| {
+            OtelConfig::from_vars(&Vars::from_pairs(pairs), "order-service")
+                .unwrap()
+                .exporter
+        };
+        // The pair Azure Container Apps injects (its documented example value), used as is:
+        // gRPC has no /v1/traces path.
+        let agent = [
+            (
+                env::OTEL_EXPORTER_OTLP_ENDPOINT,
+                "http://otel.service.k8se-apps:4317/",
+            ),
+            (env::OTEL_EXPORTER_OTLP_PROTOCOL, "grpc"),
+        ];
+        let grpc = |url: &str| Exporter::OtlpGrpc(url.to_owned());
+        assert_eq!(read(&agent), grpc("http://otel.service.k8se-apps:4317/"));
+        let traces = (env::OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "http://c:4317");
+        assert_eq!(read(&[agent[0], agent[1], traces]), grpc("http://c:4317"));
+        // The traces protocol wins over the general one, either way round.
+        let traces_http = (env::OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "http/protobuf");
+        assert_eq!(
+            read(&[agent[0], agent[1], traces_http]),
+            Exporter::Otlp("http://otel.service.k8se-apps:4317/v1/traces".to_owned())
+        );
+        let traces_grpc = (env::OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "grpc");
+        let http = (env::OTEL_EXPORTER_OTLP_PROTOCOL, "http/protobuf");
+        assert_eq!(
+            read(&[agent[0], http, traces_grpc]),
+            grpc("http://otel.service.k8se-apps:4317/")
+        );
+        // The protocol alone names no collector: nothing is exported.
+        assert_eq!(read(&[agent[1]]), Exporter::None);
+        assert_eq!(
+            read(&[agent[0], agent[1], (env::OTEL_TRACES_EXPORTER, "none")]),
+            Exporter::None
+        );
+    }
+
+    #[test]
+    fn an_unusable_grpc_endpoint_is_refused_when_export_starts() {
+        // No TLS stack is built in (as for the sidecar): an https:// collector is reported, and
+        // the service runs without export, as for any exporter that cannot be built.
+        let config = OtelConfig {
+            exporter: Exporter::OtlpGrpc("https://collector:4317".to_owned()),
+            service_name: "s".into(),
+        };
+        let err = Export::start(&config).unwrap_err();
+        assert!(err.contains("https://collector:4317"), "{err}");
     }
 
     #[test]

@@ -1,14 +1,23 @@
 //! Span export in a test: a stand-in OTLP receiver, the service's exporter pointed at it, and
 //! the spans it was sent, decoded from the exact OTLP/HTTP requests. Export is process-wide, so
-//! a test binary uses this once.
+//! a test binary uses this once. [`GrpcReceiver`] is the stand-in for an OTLP/gRPC collector
+//! (Azure Container Apps' OpenTelemetry agent takes only gRPC).
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 pub use opentelemetry_proto::tonic::trace::v1::Span;
 pub use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message as _;
 use service_kit::otel::{Export, Exporter, OtelConfig};
 use service_kit::telemetry;
+use tonic::transport::server::TcpIncoming;
 use tracing_subscriber::prelude::*;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -80,6 +89,104 @@ impl Exported {
             }
         }
         spans
+    }
+}
+
+/// A stand-in OTLP/gRPC collector on a free local port: it answers every export with success and
+/// keeps what it was sent.
+#[derive(Debug)]
+pub struct GrpcReceiver {
+    endpoint: String,
+    received: Received,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// The export requests a [`GrpcReceiver`] got, in order.
+type Received = Arc<Mutex<Vec<ExportTraceServiceRequest>>>;
+
+#[derive(Debug, Clone, Default)]
+struct Collector(Received);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+impl GrpcReceiver {
+    /// Listens on 127.0.0.1 (a free port) until dropped.
+    ///
+    /// # Panics
+    /// When it cannot listen: a failed test.
+    #[allow(clippy::expect_used)]
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free local port");
+        let endpoint = format!("http://{}", listener.local_addr().expect("its address"));
+        let received = Received::default();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(Collector(Arc::clone(&received))))
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
+                let _ = stopped.await;
+            });
+        tokio::spawn(server);
+        Self {
+            endpoint,
+            received,
+            stop: Some(stop),
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`, as `OTEL_EXPORTER_OTLP_ENDPOINT` names a gRPC collector.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Every span received so far whose resource's `service.name` is `service`.
+    pub fn spans_of(&self, service: &str) -> Vec<Span> {
+        let received = self.received.lock().unwrap_or_else(PoisonError::into_inner);
+        received
+            .iter()
+            .flat_map(|request| &request.resource_spans)
+            .filter(|resource| {
+                let attributes = resource.resource.as_ref().map(|r| &r.attributes[..]);
+                let name = attributes
+                    .unwrap_or_default()
+                    .iter()
+                    .find(|kv| kv.key == "service.name")
+                    .and_then(|kv| kv.value.as_ref()?.value.clone());
+                name == Some(AnyValue::StringValue(service.to_owned()))
+            })
+            .flat_map(|resource| resource.scope_spans.iter().flat_map(|s| s.spans.clone()))
+            .collect()
+    }
+
+    /// How many export requests arrived.
+    pub fn requests(&self) -> usize {
+        self.received
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+impl Drop for GrpcReceiver {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }
 
