@@ -83,3 +83,41 @@ start_zipkin() {
   # shellcheck disable=SC2034  # read by the caller
   ZIPKIN_PID=$!
 }
+
+# A real OTLP/HTTP receiver for the end-to-end tests: Jaeger v2 (`cmd/jaeger`, an OpenTelemetry
+# Collector build with Jaeger's in-memory trace store and query API), built from its Go module,
+# github.com/jaegertracing/jaeger, because no registry here serves a prebuilt OTLP backend (the
+# Zipkin server's OTLP module is not on Maven Central). Its UI is not built in (npm does not
+# serve jaeger-ui); the tests read its HTTP query API.
+JAEGER_VERSION=1.76.0
+
+# Prints the path of the Jaeger binary, building it once (10 to 20 minutes on 2 cores) into
+# $CACHE_DIR/jaeger-$JAEGER_VERSION. Fails, never skips, when it cannot be built.
+ensure_jaeger() {
+  local dir="$CACHE_DIR/jaeger-$JAEGER_VERSION"
+  local bin="$dir/bin/jaeger"
+  if [[ ! -x "$bin" ]]; then
+    command -v go >/dev/null || die "Go is needed to build Jaeger $JAEGER_VERSION from its Go module"
+    local started=$SECONDS json src work="$CACHE_DIR/build/jaeger-$JAEGER_VERSION" log="$CACHE_DIR/build/jaeger-$JAEGER_VERSION.log"
+    say "Jaeger: building github.com/jaegertracing/jaeger@v$JAEGER_VERSION ./cmd/jaeger from the Go module proxy into $dir (once: 10 to 20 minutes on 2 cores)"
+    # Checked against the Go checksum database, like every module the build fetches.
+    json=$(GOFLAGS=-mod=mod go mod download -json "github.com/jaegertracing/jaeger@v$JAEGER_VERSION" 2>&1) \
+      || die "cannot download github.com/jaegertracing/jaeger@v$JAEGER_VERSION through the Go module proxy ($(go env GOPROXY)): $json"
+    src=$(printf '%s' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+    [[ -d "$src" ]] || die "the Go module cache has no source for github.com/jaegertracing/jaeger@v$JAEGER_VERSION: $json"
+    # Built as the main module, from a copy of its source: `go install …@version` refuses it,
+    # since its go.mod has a replace directive (for sarama), which applies only to a main module.
+    rm -rf "$work"
+    mkdir -p "$(dirname "$work")" "$dir/bin"
+    cp -r "$src" "$work"
+    chmod -R u+w "$work"
+    (cd "$work" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$bin.partial" ./cmd/jaeger) >"$log" 2>&1 \
+      || { tail -n 30 "$log" >&2; die "building Jaeger failed (full log: $log)"; }
+    mv "$bin.partial" "$bin"
+    printf 'github.com/jaegertracing/jaeger v%s ./cmd/jaeger, built %s with %s in %s s\n' \
+      "$JAEGER_VERSION" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(go version | cut -d' ' -f3)" "$((SECONDS - started))" >"$dir/PROVENANCE"
+    rm -rf "$work"
+    say "Jaeger: built in $((SECONDS - started)) s"
+  fi
+  printf '%s\n' "$bin"
+}

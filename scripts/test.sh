@@ -2,7 +2,8 @@
 # The one test command. On a fresh machine it first installs what the tests need (the Dapr CLI
 # and runtime 1.18.3, and runtime 1.16.2, the line Azure Container Apps runs, built from Dapr's
 # Go modules when absent; redis-server from Debian packages; the Zipkin server jar from Maven
-# Central, the trace backend), then:
+# Central, the trace backend; Jaeger, a real OTLP/HTTP receiver, built once from its Go module),
+# then:
 #   1. cargo fmt --check and cargo clippy -D warnings, then the other languages' linters
 #      (scripts/lint.sh: shellcheck on scripts/*.sh, ruff on the Python in bench/ and infra/tests/)
 #   2. the offline checks of the Azure deployment (scripts/check-infra.sh); they also prepare the
@@ -10,7 +11,8 @@
 #   3. the fast tiers (`cargo test --workspace`): handler tests and wiremock tests of the exact
 #      sidecar requests
 #   4. the end-to-end tests on the real daprd 1.18.3, Dapr CLI and Redis, including the Azure
-#      parity run (e2e/tests/e2e/aca.rs); they fail, never skip, when Dapr is missing
+#      parity run (e2e/tests/e2e/aca.rs) and the OTLP export run into Jaeger
+#      (e2e/tests/e2e/otlp.rs); they fail, never skip, when Dapr or Jaeger is missing
 #   5. the parity run and the pub/sub and invocation end-to-end tests again on daprd 1.16.2
 #   6. the benchmark in smoke mode (scripts/bench.sh --smoke): it must still run; no number is
 #      checked, and its results go to target/bench/, not bench/results/
@@ -28,6 +30,12 @@ say "making sure the Zipkin server is downloaded (the trace backend scripts/run.
 zipkin_started=$SECONDS
 ensure_zipkin >/dev/null
 say "Zipkin server jar ready after $((SECONDS - zipkin_started)) s"
+say "making sure Jaeger $JAEGER_VERSION is built (the real OTLP/HTTP receiver the OTLP end-to-end test exports to)"
+jaeger_started=$SECONDS
+JAEGER_BIN="$(ensure_jaeger | tail -n 1)"
+[[ -x "$JAEGER_BIN" ]] || die "Jaeger is missing at $JAEGER_BIN"
+export JAEGER_BIN
+say "Jaeger ready after $((SECONDS - jaeger_started)) s"
 
 say "cargo fmt --check"
 cargo fmt --all --check

@@ -8,6 +8,7 @@
 
 mod aca;
 mod invocation;
+mod otlp;
 mod pubsub;
 mod support;
 mod system;

@@ -12,14 +12,14 @@ use serde_json::json;
 use crate::support::*;
 use crate::zipkin::{Span, Trace};
 
-const APP_PORTS: [u16; 4] = [5000, 5001, 5002, 5003];
-const SIDECAR_PORTS: [u16; 4] = [3500, 3501, 3502, 3503];
+pub(crate) const APP_PORTS: [u16; 4] = [5000, 5001, 5002, 5003];
+pub(crate) const SIDECAR_PORTS: [u16; 4] = [3500, 3501, 3502, 3503];
 /// Zipkin, which scripts/run.sh starts.
 const ZIPKIN_PORT: u16 = 9411;
 
 /// Waits until all four apps answer their health check, all four sidecars are ready, and
 /// inventory-service is subscribed.
-fn wait_for_system(run: &Proc, token: Option<&str>) {
+pub(crate) fn wait_for_system(run: &Proc, token: Option<&str>) {
     for port in APP_PORTS {
         let up = wait_until(START, || {
             assert!(
@@ -43,7 +43,7 @@ fn wait_for_system(run: &Proc, token: Option<&str>) {
     run.wait_for(r#"Started Dapr with app id "inventory-service""#, START);
 }
 
-fn assert_ports_freed(ports: &[u16], run: &Proc) {
+pub(crate) fn assert_ports_freed(ports: &[u16], run: &Proc) {
     for &port in ports {
         let free = wait_until(Duration::from_secs(20), || port_is_free(port));
         assert!(
@@ -156,16 +156,23 @@ fn is_state_call(s: &Span) -> bool {
 /// broker and inventory-service's sidecar to inventory-service and its state calls, each parent
 /// above its children.
 fn assert_order_trace(trace_id: &str) {
-    let trace = Trace::fetch(trace_id, |t| {
-        let state_calls = t.all(is_state_call);
-        !state_calls.is_empty()
-            && state_calls.iter().all(|call| {
-                t.children(call)
-                    .iter()
-                    .any(|s| sidecar("inventory-service")(s))
-            })
-            && !t.all(app("order-service", "post /order")).is_empty()
-    });
+    check_order_trace(&Trace::fetch(trace_id, order_trace_complete), "Zipkin");
+}
+
+/// Whether the spans of order-2001 have all arrived: they come in batches, from six processes.
+pub(crate) fn order_trace_complete(t: &Trace) -> bool {
+    let state_calls = t.all(is_state_call);
+    !state_calls.is_empty()
+        && state_calls.iter().all(|call| {
+            t.children(call)
+                .iter()
+                .any(|s| sidecar("inventory-service")(s))
+        })
+        && !t.all(app("order-service", "post /order")).is_empty()
+}
+
+/// The checks of [`assert_order_trace`] on order-2001's trace as `backend` returned it.
+pub(crate) fn check_order_trace(trace: &Trace, backend: &str) {
     let consumer = trace.one(
         "the consumer span",
         app("inventory-service", "process orderplaced"),
@@ -224,7 +231,7 @@ fn assert_order_trace(trace_id: &str) {
         );
     }
     e2e::record_scenario(&format!(
-        "trace of README order order-2001 as Zipkin returned it ({} spans):\n{}",
+        "trace of README order order-2001 as {backend} returned it ({} spans):\n{}",
         trace.spans.len(),
         trace.tree()
     ));
@@ -232,8 +239,17 @@ fn assert_order_trace(trace_id: &str) {
 
 /// One checkout order: one trace from checkout through both sidecars to order-processor.
 fn assert_checkout_trace(trace_id: &str) {
+    check_checkout_trace(&Trace::fetch(trace_id, checkout_trace_complete), "Zipkin");
+}
+
+/// Whether order-processor's span of checkout order 1 has arrived, the last one sent.
+pub(crate) fn checkout_trace_complete(t: &Trace) -> bool {
+    !t.all(app("order-processor", "post /orders")).is_empty()
+}
+
+/// The checks of [`assert_checkout_trace`] on checkout order 1's trace as `backend` returned it.
+pub(crate) fn check_checkout_trace(trace: &Trace, backend: &str) {
     let received = app("order-processor", "post /orders");
-    let trace = Trace::fetch(trace_id, |t| !t.all(&received).is_empty());
     let server = trace.one("order-processor's request", &received);
     assert_eq!(server.kind, "SERVER", "{server}");
     assert_eq!(server.tags.get("order.id").map(String::as_str), Some("1"));
@@ -247,7 +263,7 @@ fn assert_checkout_trace(trace_id: &str) {
         ],
     );
     e2e::record_scenario(&format!(
-        "trace of checkout order 1 as Zipkin returned it ({} spans):\n{}",
+        "trace of checkout order 1 as {backend} returned it ({} spans):\n{}",
         trace.spans.len(),
         trace.tree()
     ));
