@@ -30,7 +30,7 @@ say "making sure the Zipkin server is downloaded (the trace backend scripts/run.
 zipkin_started=$SECONDS
 ensure_zipkin >/dev/null
 say "Zipkin server jar ready after $((SECONDS - zipkin_started)) s"
-say "making sure Jaeger $JAEGER_VERSION is built (the real OTLP/HTTP receiver the OTLP end-to-end test exports to)"
+say "making sure Jaeger $JAEGER_VERSION is built (the real OTLP receiver the OTLP end-to-end test and the Azure parity run export to)"
 jaeger_started=$SECONDS
 JAEGER_BIN="$(ensure_jaeger | tail -n 1)"
 [[ -x "$JAEGER_BIN" ]] || die "Jaeger is missing at $JAEGER_BIN"

@@ -9,8 +9,8 @@
 //!   and `DAPR_HTTP_PORT` / `DAPR_GRPC_PORT` (3500 / 50001 on Azure, where every replica has its
 //!   own localhost; distinct ports here, where all apps share one); and, when the environment's
 //!   managed OpenTelemetry agent sends traces somewhere, the agent's [`agent_env`]
-//!   (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`), pointed here at a
-//!   stand-in gRPC collector the caller runs;
+//!   (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`), pointed here at the
+//!   OTLP/gRPC receiver the caller runs (the e2e tests run a real one, Jaeger);
 //! - its sidecar gets the app id, app port, protocol, app-health settings, log level and API
 //!   logging of its Bicep, and no Dapr `Configuration` (Container Apps does not apply one);
 //! - external ingress is the app's target port reached directly, without the sidecar and without

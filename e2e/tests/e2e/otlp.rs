@@ -22,6 +22,9 @@ use crate::zipkin::{Span, Trace};
 /// Jaeger's OTLP/HTTP receiver, on the port the OTLP specification makes the default: a service
 /// that sent spans without being told where would send them here.
 const OTLP_PORT: u16 = 4318;
+/// Jaeger's OTLP/gRPC receiver, opened when asked for: the protocol Azure Container Apps'
+/// OpenTelemetry agent takes (the ACA-parity tests stand Jaeger in for it).
+pub(crate) const OTLP_GRPC_PORT: u16 = 4317;
 /// Jaeger's query API (HTTP) and its gRPC twin, which it always opens.
 const QUERY_PORT: u16 = 16686;
 const QUERY_GRPC_PORT: u16 = 16685;
@@ -61,23 +64,38 @@ fn jaeger_bin() -> PathBuf {
 }
 
 /// A Jaeger v2 that keeps traces in memory: empty each time it starts.
-struct Jaeger {
+pub(crate) struct Jaeger {
     _proc: Proc,
     _dir: tempfile::TempDir,
 }
 
 impl Jaeger {
+    /// Jaeger taking OTLP over HTTP only.
     fn start(logs: &Path, name: &str) -> Self {
-        for (port, what) in [
+        Self::start_with(logs, name, false)
+    }
+
+    /// Jaeger taking OTLP over HTTP and, with `grpc`, over gRPC on [`OTLP_GRPC_PORT`] too.
+    pub(crate) fn start_with(logs: &Path, name: &str, grpc: bool) -> Self {
+        let mut ports = vec![
             (OTLP_PORT, "Jaeger's OTLP/HTTP receiver"),
             (QUERY_PORT, "Jaeger's query API"),
             (QUERY_GRPC_PORT, "Jaeger's gRPC query API"),
-        ] {
+        ];
+        if grpc {
+            ports.push((OTLP_GRPC_PORT, "Jaeger's OTLP/gRPC receiver"));
+        }
+        for &(port, what) in &ports {
             require_free_port(port, what);
         }
+        let grpc_receiver = if grpc {
+            format!("\n      grpc:\n        endpoint: 127.0.0.1:{OTLP_GRPC_PORT}")
+        } else {
+            String::new()
+        };
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("jaeger.yaml");
-        // Only OTLP over HTTP comes in; every port is on loopback; no metrics endpoint.
+        // Only OTLP comes in; every port is on loopback; no metrics endpoint.
         fs::write(
             &config,
             format!(
@@ -107,7 +125,7 @@ receivers:
   otlp:
     protocols:
       http:
-        endpoint: 127.0.0.1:{OTLP_PORT}
+        endpoint: 127.0.0.1:{OTLP_PORT}{grpc_receiver}
 exporters:
   jaeger_storage_exporter:
     trace_storage: memstore
@@ -124,7 +142,11 @@ exporters:
             &[],
             logs,
         );
-        for port in [OTLP_PORT, QUERY_PORT] {
+        for port in ports
+            .iter()
+            .map(|&(port, _)| port)
+            .filter(|&p| p != QUERY_GRPC_PORT)
+        {
             assert!(
                 wait_for_port(port, Duration::from_secs(30)),
                 "Jaeger did not listen on {port}:\n{}",
@@ -186,7 +208,7 @@ exporters:
     }
 
     /// Every stored span of the traces in which `service` has a span.
-    fn traces_of(&self, service: &str) -> Vec<Span> {
+    pub(crate) fn traces_of(&self, service: &str) -> Vec<Span> {
         // The store is this test's alone, so the window can be all of time; Jaeger wants a
         // search depth below the store's max_traces.
         let (status, body) = get_json(&format!(
