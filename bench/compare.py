@@ -18,37 +18,39 @@ from pathlib import Path
 sys.dont_write_bytecode = True
 import report
 
+
+def pubsub(key: str, scale: float = 1.0, export: bool = False):
+    """A figure of `report.per_order` for the pub/sub stage (or its export-on repeat)."""
+
+    def get(r: dict):
+        ps = (r.get("export") or {}).get("pubsub") if export else r.get("pubsub")
+        value = report.per_order(ps).get(key)
+        return None if value is None else value * scale
+
+    return get
+
+
+def cpu_of(name: str):
+    return lambda r: report.per_order(r.get("pubsub")).get("cpu_us", {}).get(name)
+
+
+MS = 1 / 1000  # µs → ms
+
 # (label, function of a results.json → number or None, how to show it)
 ROWS = [
     ("commit", lambda r: r["machine"]["git_commit"], "text"),
     ("load average at start (1 min)", lambda r: float(r["machine"]["loadavg_at_start"][0]), "2"),
-    (
-        "pub/sub saturated: orders accepted/s",
-        lambda r: report.per_order(r.get("pubsub")).get("accepted_per_s"),
-        "0",
-    ),
-    (
-        "pub/sub saturated: orders applied/s",
-        lambda r: report.per_order(r.get("pubsub")).get("applied_per_s"),
-        "0",
-    ),
-    (
-        "pub/sub: backlog drained after the load, s",
-        lambda r: report.per_order(r.get("pubsub")).get("drain_s"),
-        "1",
-    ),
+    ("pub/sub saturated: orders accepted/s", pubsub("accepted_per_s"), "0"),
+    ("pub/sub saturated: orders applied/s", pubsub("applied_per_s"), "0"),
+    ("pub/sub: backlog drained after the load, s", pubsub("drain_s"), "1"),
     ("pub/sub: stock exact", lambda r: report.per_order(r.get("pubsub")).get("exact"), "bool"),
     (
         "pub/sub saturated: CPU per applied order, all five processes, µs",
-        lambda r: report.per_order(r.get("pubsub")).get("cpu_us_all"),
+        pubsub("cpu_us_all"),
         "0",
     ),
     *[
-        (
-            f"… {name}, µs",
-            lambda r, name=name: report.per_order(r.get("pubsub")).get("cpu_us", {}).get(name),
-            "0",
-        )
+        (f"… {name}, µs", cpu_of(name), "0")
         for name in (
             "order-service",
             "daprd (order-service)",
@@ -57,41 +59,13 @@ ROWS = [
             "redis",
         )
     ],
-    (
-        "pub/sub saturated: state API calls per applied order",
-        lambda r: report.per_order(r.get("pubsub")).get("state_calls"),
-        "3",
-    ),
-    (
-        "pub/sub saturated: Redis commands per applied order",
-        lambda r: report.per_order(r.get("pubsub")).get("redis_commands"),
-        "1",
-    ),
-    (
-        "pub/sub saturated: the services' CPU share",
-        lambda r: report.per_order(r.get("pubsub")).get("share"),
-        "%",
-    ),
-    (
-        "200/s: publish-to-applied p50, ms",
-        lambda r: ms_or_none(report.per_order(r.get("pubsub")).get("p50_us")),
-        "2",
-    ),
-    (
-        "200/s: publish-to-applied p99, ms",
-        lambda r: ms_or_none(report.per_order(r.get("pubsub")).get("p99_us")),
-        "2",
-    ),
-    (
-        "200/s: state API calls per order",
-        lambda r: report.per_order(r.get("pubsub")).get("probe_state_calls"),
-        "3",
-    ),
-    (
-        "200/s: CPU per order, all five processes, µs",
-        lambda r: report.per_order(r.get("pubsub")).get("probe_cpu_us_all"),
-        "0",
-    ),
+    ("pub/sub saturated: state API calls per applied order", pubsub("state_calls"), "3"),
+    ("pub/sub saturated: Redis commands per applied order", pubsub("redis_commands"), "1"),
+    ("pub/sub saturated: the services' CPU share", pubsub("share"), "%"),
+    ("200/s: publish-to-applied p50, ms", pubsub("p50_us", MS), "2"),
+    ("200/s: publish-to-applied p99, ms", pubsub("p99_us", MS), "2"),
+    ("200/s: state API calls per order", pubsub("probe_state_calls"), "3"),
+    ("200/s: CPU per order, all five processes, µs", pubsub("probe_cpu_us_all"), "0"),
     *[
         (
             f"order-processor alone (log on), c={c}: CPU per request, µs",
@@ -115,19 +89,11 @@ ROWS = [
     ],
     (
         "export on: pub/sub CPU per applied order, all five processes, µs",
-        lambda r: report.per_order((r.get("export") or {}).get("pubsub")).get("cpu_us_all"),
+        pubsub("cpu_us_all", export=True),
         "0",
     ),
-    (
-        "export on: 200/s publish-to-applied p99, ms",
-        lambda r: ms_or_none(report.per_order((r.get("export") or {}).get("pubsub")).get("p99_us")),
-        "2",
-    ),
+    ("export on: 200/s publish-to-applied p99, ms", pubsub("p99_us", MS, export=True), "2"),
 ]
-
-
-def ms_or_none(us):
-    return None if us is None else us / 1000
 
 
 def alone_cpu(variant: dict | None, conns: int):
