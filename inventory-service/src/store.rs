@@ -151,9 +151,14 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// A fresh `writeId`: random, never 0.
+/// Largest `writeId`: 2^53 - 1. Stores and sidecars may hold a JSON number as a double (daprd
+/// did here, with Redis), which is exact only up to 2^53; a larger id came back changed, and no
+/// read was ever trusted.
+const MAX_WRITE_ID: u64 = (1 << 53) - 1;
+
+/// A fresh `writeId`: random, from 1 to [`MAX_WRITE_ID`].
 fn new_write_id() -> u64 {
-    RandomState::new().hash_one(SystemTime::now()).max(1)
+    (RandomState::new().hash_one(SystemTime::now()) & MAX_WRITE_ID).max(1)
 }
 
 /// Per item of a stripe, the `writeId` its document had when this instance last wrote or read
