@@ -8,10 +8,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use service_kit::env::{self, Vars};
-use service_kit::otel::{Export, Exporter, OtelConfig};
-use service_kit::{telemetry, trace};
+use service_kit::otel::{Exporter, OtelConfig};
+use service_kit::trace;
 use test_kit::spans::{GrpcReceiver, attribute, hex};
-use tracing_subscriber::prelude::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agents_variables_send_spans_over_grpc() {
@@ -26,16 +25,7 @@ async fn the_agents_variables_send_spans_over_grpc() {
         config.exporter,
         Exporter::OtlpGrpc(agent.endpoint().to_owned())
     );
-    // Outside the runtime, as `service_kit::launch` calls it.
-    let (export, tracer) = tokio::task::spawn_blocking(move || Export::start(&config))
-        .await
-        .unwrap()
-        .unwrap()
-        .expect("an exporter is configured");
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::registry().with(telemetry::span_layer(tracer)),
-    )
-    .unwrap();
+    let export = test_kit::spans::install(config).await;
 
     let (sent, span) = trace::start_trace("checkout order", "7");
     drop(span);

@@ -7,9 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::Value;
-use service_kit::otel::{Export, Exporter, OtelConfig};
-use service_kit::{TraceContext, telemetry, trace};
-use tracing_subscriber::prelude::*;
+use service_kit::otel::{Exporter, OtelConfig};
+use service_kit::{TraceContext, trace};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -25,17 +24,7 @@ async fn zipkin_gets_v2_json_spans_with_the_service_name() {
         exporter: Exporter::Zipkin(format!("{}/api/v2/spans", zipkin.uri())),
         service_name: "checkout".to_owned(),
     };
-    // Outside the runtime, as `service_kit::launch` calls it: the exporter's builder makes and
-    // drops a blocking HTTP client.
-    let (export, tracer) = tokio::task::spawn_blocking(move || Export::start(&config))
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::registry().with(telemetry::span_layer(tracer)),
-    )
-    .unwrap();
+    let export = test_kit::spans::install(config).await;
 
     let (sent, span) = trace::start_trace("checkout order", "7");
     drop(span);

@@ -22,6 +22,26 @@ use tracing_subscriber::prelude::*;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+/// Starts the export `config` names and makes it this process's span layer, as
+/// `service_kit::launch` does: outside the runtime, since the exporters' builders make and drop
+/// blocking HTTP clients. Export is process-wide, so a test binary calls this once.
+///
+/// # Panics
+/// When `config` names no exporter or it cannot be set up: a failed test.
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+pub async fn install(config: OtelConfig) -> Export {
+    let (export, tracer) = tokio::task::spawn_blocking(move || Export::start(&config))
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("an exporter is configured");
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(telemetry::span_layer(tracer)),
+    )
+    .unwrap();
+    export
+}
+
 /// Spans of `service` being exported to a stand-in OTLP receiver.
 #[derive(Debug)]
 pub struct Exported {
@@ -48,16 +68,7 @@ impl Exported {
             exporter: Exporter::Otlp(format!("{}/v1/traces", receiver.uri())),
             service_name: service.to_owned(),
         };
-        // Outside the runtime, as `launch` does it: the exporter's HTTP client is a blocking one.
-        let (export, tracer) = tokio::task::spawn_blocking(move || Export::start(&config))
-            .await
-            .unwrap()
-            .unwrap()
-            .expect("an exporter is configured");
-        tracing::subscriber::set_global_default(
-            tracing_subscriber::registry().with(telemetry::span_layer(tracer)),
-        )
-        .unwrap();
+        let export = install(config).await;
         Self {
             receiver,
             export,
