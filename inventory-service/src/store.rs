@@ -4,10 +4,12 @@
 //! # Layout
 //! Each item is one document, key `item:{itemId}`: its stock and the outcomes of its most recent
 //! orders (up to [`RECENT_OUTCOMES`]). When a new outcome would overflow the list, the older ones
-//! are first written to their own keys, `order:{itemId}:{orderId}`, in one bulk write, and only
-//! then dropped from the document. So every decided order is, at every moment, in its item's
-//! document, in its own key, or in both. (The bulk write need not be atomic: each key it writes
-//! is a final fact, so a partial write that ends in a retry leaves nothing wrong behind.)
+//! are first written to their own keys, `order:{itemId}:{orderId}`, in one state transaction
+//! (one per 100 keys, Cosmos DB's limit), and only then dropped from the document. So every
+//! decided order is, at every moment, in its item's document, in its own key, or in both. (The
+//! writes need not be atomic together: each key is a final fact, so a partial write that ends
+//! in a retry leaves nothing wrong behind. A transaction is used because it is one round trip
+//! to the store, not because it is atomic.)
 //!
 //! Applying an order reads the document (with its ETag), then, unless the order is in the
 //! document, its own key; a known order is a duplicate and changes nothing. Otherwise the new
@@ -83,6 +85,8 @@ use tokio::sync::Mutex;
 /// the oldest one at a time cost a call per order. Every apply reads, parses, serializes and
 /// writes the whole document, so the list stays short.
 pub const RECENT_OUTCOMES: usize = 8;
+/// Most operations of one state transaction: Cosmos DB's limit, which daprd enforces.
+const MAX_TRANSACTION_OPERATIONS: usize = 100;
 /// Dead letters kept in the dead-letter document (the count covers all of them).
 pub const RECENT_DEAD_LETTERS: usize = 100;
 /// Largest stock an item may have.
@@ -650,7 +654,13 @@ impl Inventory {
                 ]),
             })
             .collect();
-        self.dapr.save_state(&self.store, &writes, trace).await?;
+        // One transaction per chunk: Redis runs it as one pipeline, where a bulk save costs two
+        // round trips (the write and its EXPIRE) per key; Cosmos DB as one transactional batch.
+        for chunk in writes.chunks(MAX_TRANSACTION_OPERATIONS) {
+            self.dapr
+                .save_state_transaction(&self.store, chunk, &[("partitionKey", item_id)], trace)
+                .await?;
+        }
         Ok(())
     }
 

@@ -21,7 +21,7 @@ use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 mod common;
-use common::{SAVE_PATH, saves, saves_answer};
+use common::{SAVE_PATH, TRANSACTION_PATH, saves, saves_answer};
 
 const ITEM_PATH: &str = "/v1.0/state/statestore/item%3Aitem1";
 const ORDER_PATH: &str = "/v1.0/state/statestore/order%3Aitem1%3Aorder-1001";
@@ -462,8 +462,15 @@ async fn when_the_document_is_full_its_outcomes_are_written_to_their_own_keys_fi
     assert_eq!(status, StatusCode::OK);
     let saves = saves(&sidecar).await;
     assert_eq!(saves.len(), 2);
-    // First, one bulk write of every outcome the document will drop, each in its item's
-    // partition, unconditional (it is a final fact), and expiring after the default 30 days.
+    // First, one state transaction (one round trip to the store) of every outcome the document
+    // will drop, in its item's partition, each unconditional (it is a final fact), and expiring
+    // after the default 30 days.
+    let transactions = test_kit::posted(&sidecar, TRANSACTION_PATH).await;
+    assert_eq!(transactions.len(), 1, "{transactions:?}");
+    assert_eq!(
+        transactions[0]["metadata"],
+        json!({"partitionKey": "item1"})
+    );
     let moved = saves[0].as_array().unwrap();
     assert_eq!(moved.len(), RECENT_OUTCOMES);
     for (i, write) in moved.iter().enumerate() {
@@ -484,6 +491,33 @@ async fn when_the_document_is_full_its_outcomes_are_written_to_their_own_keys_fi
     let kept = saves[1][0]["value"]["recent"].as_array().unwrap();
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0]["orderId"], "order-1001");
+}
+
+#[tokio::test]
+async fn more_than_100_outcomes_move_in_transactions_of_at_most_100() {
+    // A batch can leave a document holding more outcomes than one Cosmos DB transaction takes.
+    let sidecar = MockServer::start().await;
+    stored_with_outcomes(&sidecar, 150).await;
+    saves_answer(&sidecar, ResponseTemplate::new(204)).await;
+
+    let (status, _) = deliver(&sidecar, order_event()).await;
+
+    assert_eq!(status, StatusCode::OK);
+    let saves = saves(&sidecar).await;
+    let sizes: Vec<usize> = saves.iter().map(|s| s.as_array().unwrap().len()).collect();
+    assert_eq!(
+        sizes,
+        [100, 50, 1],
+        "two transactions, then the item: {saves:?}"
+    );
+    let moved: Vec<&Value> = saves[..2]
+        .iter()
+        .flat_map(|s| s.as_array().unwrap())
+        .collect();
+    for (i, write) in moved.iter().enumerate() {
+        assert_eq!(write["key"], format!("order:item1:old-{i}"));
+    }
+    assert_eq!(saves[2][0]["key"], "item:item1");
 }
 
 #[tokio::test]

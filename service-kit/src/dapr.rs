@@ -487,6 +487,45 @@ impl DaprClient {
         self.post_json(url, &template, items, trace).await.map(drop)
     }
 
+    /// Upserts `items` to state store `store` in one state transaction, with request-level
+    /// `metadata` (`partitionKey`: Cosmos DB runs a transaction in one partition, named there).
+    /// A store may cap the operations of one transaction (Cosmos DB at 100); more are refused.
+    pub async fn save_state_transaction<V: Serialize>(
+        &self,
+        store: &str,
+        items: &[StateWrite<'_, V>],
+        metadata: &[(&str, &str)],
+        trace: &TraceContext,
+    ) -> Result<(), DaprError> {
+        #[derive(Serialize)]
+        struct Upsert<'a, W> {
+            operation: &'static str,
+            request: &'a W,
+        }
+        #[derive(Serialize)]
+        struct Transaction<'a, W> {
+            operations: Vec<Upsert<'a, W>>,
+            metadata: BTreeMap<&'a str, &'a str>,
+        }
+        let body = Transaction {
+            operations: items
+                .iter()
+                .map(|request| Upsert {
+                    operation: "upsert",
+                    request,
+                })
+                .collect(),
+            metadata: metadata.iter().copied().collect(),
+        };
+        let url = format!(
+            "{}/v1.0/state/{}/transaction",
+            self.base_url,
+            encode_segment(store)
+        );
+        let template = format!("/v1.0/state/{store}/transaction");
+        self.post_json(url, &template, &body, trace).await.map(drop)
+    }
+
     /// POSTs `body` as JSON to `url` and returns the answer's body; a non-2xx answer is an error
     /// carrying its status and body.
     async fn post_json(

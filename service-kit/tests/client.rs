@@ -1,15 +1,17 @@
 //! `DaprClient` against a `wiremock` stand-in for the sidecar: the exact request of the
-//! `/v1.0/invoke` form of service invocation, what a refused call comes back as, and the wait
-//! for the sidecar. (The HTTP-proxying form's requests are covered through `checkout`'s tests,
+//! `/v1.0/invoke` form of service invocation and of a state transaction, what a refused call
+//! comes back as, and the wait for the sidecar. (The HTTP-proxying form's requests are covered through `checkout`'s tests,
 //! and both forms reach the real sidecar in the e2e suite.)
 
 // Test code: a failed unwrap is a failed test, which is what it should be.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::http::Method;
 use serde_json::json;
+use service_kit::dapr::StateWrite;
 use service_kit::env::Secret;
 use service_kit::{DaprError, TraceContext};
 use test_kit::{client, client_for};
@@ -45,6 +47,51 @@ async fn invoke_posts_to_the_invoke_api_with_the_app_id_as_one_segment() {
 
     assert_eq!(reply.status.as_u16(), 200);
     assert_eq!(&reply.body[..], br#"{"ok":true}"#);
+}
+
+#[tokio::test]
+async fn a_state_transaction_posts_upserts_with_the_request_metadata() {
+    let sidecar = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1.0/state/state%20store/transaction"))
+        .and(header("content-type", "application/json"))
+        .and(body_json(json!({
+            "operations": [
+                {"operation": "upsert", "request": {"key": "a", "value": {"n": 1}, "metadata": {"ttlInSeconds": "60"}}},
+                {"operation": "upsert", "request": {"key": "b", "value": {"n": 2}}},
+            ],
+            "metadata": {"partitionKey": "p1"},
+        })))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&sidecar)
+        .await;
+    let writes = [
+        StateWrite {
+            key: "a",
+            value: json!({"n": 1}),
+            etag: None,
+            options: None,
+            metadata: BTreeMap::from([("ttlInSeconds", "60")]),
+        },
+        StateWrite {
+            key: "b",
+            value: json!({"n": 2}),
+            etag: None,
+            options: None,
+            metadata: BTreeMap::new(),
+        },
+    ];
+
+    client(&sidecar)
+        .save_state_transaction(
+            "state store",
+            &writes,
+            &[("partitionKey", "p1")],
+            &TraceContext::default(),
+        )
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -11,12 +11,28 @@ pub(crate) const SAVE_PATH: &str = "/v1.0/state/statestore";
 /// item1's document.
 pub(crate) const ITEM1: &str = "/v1.0/state/statestore/item%3Aitem1";
 
-/// The JSON bodies of the state writes `sidecar` received, in order. Every update of an item
+/// Where state transactions go.
+pub(crate) const TRANSACTION_PATH: &str = "/v1.0/state/statestore/transaction";
+
+/// The state writes `sidecar` received, in order, each as the array of its writes: a save's
+/// body, or a transaction's upserts. A transaction must hold only upserts of one item's order
+/// keys, at most 100 (Cosmos DB's limit), in that item's partition. Every update of an item
 /// document (a write with an ETag) must carry a `writeId`, new and random on each write, and
 /// below 2^53, so that it survives a store or sidecar that holds JSON numbers as doubles (daprd
 /// does); it is checked and taken out here, so that the rest compares exactly.
 pub(crate) async fn saves(sidecar: &MockServer) -> Vec<Value> {
-    let mut bodies = test_kit::posted(sidecar, SAVE_PATH).await;
+    let mut bodies: Vec<Value> = sidecar
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.method.as_str() == "POST")
+        .filter_map(|r| match r.url.path() {
+            SAVE_PATH => Some(serde_json::from_slice(&r.body).unwrap()),
+            TRANSACTION_PATH => Some(upserts(&serde_json::from_slice(&r.body).unwrap())),
+            _ => None,
+        })
+        .collect();
     for write in bodies.iter_mut().filter_map(Value::as_array_mut).flatten() {
         let is_item = write["key"]
             .as_str()
@@ -37,6 +53,30 @@ pub(crate) async fn saves(sidecar: &MockServer) -> Vec<Value> {
         }
     }
     bodies
+}
+
+/// The writes of `transaction`, checked as [`saves`] says.
+fn upserts(transaction: &Value) -> Value {
+    let ops = transaction["operations"].as_array().unwrap();
+    assert!(
+        !ops.is_empty() && ops.len() <= 100,
+        "{} operations",
+        ops.len()
+    );
+    let partition = transaction["metadata"]["partitionKey"].as_str().unwrap();
+    Value::Array(
+        ops.iter()
+            .map(|op| {
+                assert_eq!(op["operation"], "upsert", "{op}");
+                let key = op["request"]["key"].as_str().unwrap();
+                assert!(
+                    key.starts_with(&format!("order:{partition}:")),
+                    "{key} in a transaction of partition {partition}"
+                );
+                op["request"].clone()
+            })
+            .collect(),
+    )
 }
 
 /// An item document as the sidecar returns it.
@@ -69,13 +109,15 @@ pub(crate) async fn answer(
     }
 }
 
-/// Writes to the state API answer `answer`.
+/// Writes to the state API, saves and transactions, answer `answer`.
 pub(crate) async fn saves_answer(sidecar: &MockServer, answer: ResponseTemplate) {
-    Mock::given(method("POST"))
-        .and(path(SAVE_PATH))
-        .respond_with(answer)
-        .mount(sidecar)
-        .await;
+    for at in [SAVE_PATH, TRANSACTION_PATH] {
+        Mock::given(method("POST"))
+            .and(path(at))
+            .respond_with(answer.clone())
+            .mount(sidecar)
+            .await;
+    }
 }
 
 /// Expects exactly one read of `at` in item1's partition, answered with `answer`.
