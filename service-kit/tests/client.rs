@@ -1,7 +1,7 @@
 //! `DaprClient` against a `wiremock` stand-in for the sidecar: the exact request of the
 //! `/v1.0/invoke` form of service invocation and of a state transaction, what a refused call
-//! comes back as, and the wait for the sidecar. (The HTTP-proxying form's requests are covered through `checkout`'s tests,
-//! and both forms reach the real sidecar in the e2e suite.)
+//! comes back as, and the wait for the sidecar. (The HTTP-proxying form's requests are covered
+//! through `checkout`'s tests, and both forms reach the real sidecar in the e2e suite.)
 
 // Test code: a failed unwrap is a failed test, which is what it should be.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

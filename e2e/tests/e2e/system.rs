@@ -246,11 +246,12 @@ fn assert_checkout_trace(trace_id: &str) {
 /// spans in batches of its own, seconds apart, so no single span is the last one sent (CI once
 /// read the trace with order-processor's spans in and checkout's sidecar's not yet).
 pub(crate) fn checkout_trace_complete(t: &Trace) -> bool {
-    let is_app = |service: &'static str| move |s: &Span| s.app && s.service == service;
-    !t.all(app("order-processor", "post /orders")).is_empty()
-        && t.all(is_app("checkout")).len() >= 2
-        && !t.all(sidecar("checkout")).is_empty()
-        && !t.all(sidecar("order-processor")).is_empty()
+    let has = |pick: &dyn Fn(&Span) -> bool| !t.all(pick).is_empty();
+    has(&app("order-processor", "post /orders"))
+        && has(&app("checkout", "post /orders"))
+        && has(&app("checkout", "checkout order"))
+        && has(&sidecar("checkout"))
+        && has(&sidecar("order-processor"))
 }
 
 /// The checks of [`assert_checkout_trace`] on checkout order 1's trace as `backend` returned it.
