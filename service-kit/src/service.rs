@@ -98,7 +98,7 @@ where
         Ok(None) => (None, None, None),
         Err(e) => (None, None, Some(e)),
     };
-    let _log = telemetry::init(log_format, "info", tracer);
+    telemetry::init(log_format, "info", tracer);
     if let Some(e) = export_failed {
         tracing::warn!("{service} runs without exporting spans: {e}");
     }

@@ -1,7 +1,9 @@
 //! Log setup: `RUST_LOG` filters, text for people by default, JSON lines with `LOG_FORMAT=json`.
 //!
-//! Log lines go through a background writer thread, so a request that logs never waits on the
-//! stdout lock; the writer blocks (it does not drop lines) if the thread falls behind.
+//! Each line is written to stdout (one `write(2)`) before the code that logged it goes on, so a
+//! line logged before an answer is out of the process when the answer is: a SIGKILL right after
+//! `inventory-service` acknowledges an order cannot take that order's line with it, as it could
+//! from a background writer's queue.
 //!
 //! A request's trace id is a field of its span ([`request_span`]), recorded once, and printed
 //! on every line logged inside it as if the event had it as its first field after the message:
@@ -18,7 +20,6 @@ use opentelemetry_sdk::trace::Tracer;
 use serde::ser::{SerializeMap, Serializer as _};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_appender::non_blocking::WorkerGuard;
 use tracing_log::NormalizeEvent;
 use tracing_subscriber::field::VisitOutput;
 use tracing_subscriber::filter::filter_fn;
@@ -63,29 +64,15 @@ impl LogFormat {
     }
 }
 
-/// Keeps the log writer thread alive; dropping it flushes what is buffered. Hold it in `main`.
-#[must_use = "dropping the guard stops the log writer"]
-#[derive(Debug)]
-pub struct LogGuard(#[allow(dead_code)] WorkerGuard);
-
-/// Lines the writer thread may lag behind before a logging request waits for it. The channel
-/// is allocated (and touched) in full at start-up: tracing-appender's default of 128,000 lines
-/// costs about 4 MB of resident memory and 1-2 ms of start-up; 8,192 lines cost 256 KB.
-const LOG_BUFFER_LINES: usize = 8_192;
-
 /// Installs the global subscriber. `default_filter` applies when `RUST_LOG` is unset or invalid.
 /// With a `tracer` ([`crate::otel::Export`]), this crate's spans are also OpenTelemetry spans
 /// sent to it; `RUST_LOG` filters only the log lines, never which spans are exported.
-pub fn init(format: LogFormat, default_filter: &str, tracer: Option<Tracer>) -> LogGuard {
+pub fn init(format: LogFormat, default_filter: &str, tracer: Option<Tracer>) {
     let filter =
         EnvFilter::try_from_env(env::RUST_LOG).unwrap_or_else(|_| EnvFilter::new(default_filter));
-    // The writer thread flushes whenever it has emptied the channel, so a burst of lines costs
-    // one write(2), not one per line (stdout alone is line-buffered).
-    let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(LOG_BUFFER_LINES)
-        .finish(stdout);
+    // The fmt layer writes a formatted line with one `write_all`; stdout is line-buffered, so
+    // that is one `write(2)`, done before the event returns.
+    let writer = std::io::stdout;
     let ansi = std::io::stdout().is_terminal();
     match tracer {
         // Without export, the subscriber is the one from before spans existed: one filter for
@@ -99,7 +86,6 @@ pub fn init(format: LogFormat, default_filter: &str, tracer: Option<Tracer>) -> 
             .with(span_layer(tracer))
             .init(),
     }
-    LogGuard(guard)
 }
 
 /// The span field that holds a request's trace id.

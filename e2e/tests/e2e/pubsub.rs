@@ -395,8 +395,9 @@ fn inventory_killed_mid_stream_and_restarted_applies_every_order_exactly_once() 
         before_kill.is_disjoint(&after_restart),
         "an order was applied twice"
     );
-    // A line logged just before the SIGKILL may be lost with the process; its order then comes
-    // back as a duplicate. Every order is accounted for either way.
+    // A line is written before its order is answered, so an acknowledged order is in the first
+    // log. One applied and then killed before its line was written was not answered: it comes
+    // back, and the restarted service logs it as a duplicate. Every order is in one log or other.
     let skipped_after = logged_order_ids(&restarted, "Skipped duplicate OrderPlaced event.");
     for id in &ids {
         assert!(
