@@ -701,7 +701,12 @@ def main() -> int:
     a = ap.parse_args()
     src, infra_check = Path(a.repo).resolve(), Path(a.infra_check).resolve()
     cases = [c for c in CASES if not a.only or a.only in c.id]
-    os.environ["CARGO_NET_OFFLINE"] = "true"  # cargo must fail on the spec, not on a download
+    if any(c.step == "cargo-build" for c in cases):
+        # cargo must fail on the spec, not on a download: every locked crate is fetched first
+        # (the steps before this one need not have fetched them all on a fresh machine; an
+        # unknown -p makes cargo load the whole lock), and then the cases build offline.
+        subprocess.run(["cargo", "fetch", "--locked"], cwd=src, check=True)
+    os.environ["CARGO_NET_OFFLINE"] = "true"
 
     failures = 0
     with tempfile.TemporaryDirectory(prefix="infra-negative-") as tmp:
