@@ -1,6 +1,7 @@
 //! HTTP helpers for the tests, blocking on one shared Tokio runtime so the tests read top to
 //! bottom, and the pub/sub fixture: both tutorial services started with the README's commands.
 
+use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -210,7 +211,31 @@ pub(crate) fn start_inventory_with(
         assert!(command.contains("./components"));
         command = command.replace("./components", dir);
     }
-    let proc = env.run(name, &command, envs);
+    start_inventory_command(env, name, &command, envs)
+}
+
+/// [`start_inventory`], with the app's own stdout also copied, whole, to the file returned.
+/// `dapr run` can lose the last lines of an app that is killed: it waits for the app in one
+/// goroutine while others read its output, and that wait closes the pipe (Dapr CLI
+/// `cmd/run.go`; Go's `StdoutPipe` says not to wait before the reads are done). `tee` reads
+/// to the end, so the file has every line the app wrote.
+pub(crate) fn start_inventory_teed(env: &Env, name: &str) -> (Proc, PathBuf) {
+    let file = env.logs.join(format!("{name}.stdout.log"));
+    let app = "-- cargo run -p inventory-service";
+    let command = readme::command("pubsub-inventory-service");
+    assert!(command.ends_with(app), "{command}");
+    let command = command.replace(
+        app,
+        &format!(
+            "-- bash -c 'cargo run -p inventory-service | tee {}'",
+            file.display()
+        ),
+    );
+    (start_inventory_command(env, name, &command, &[]), file)
+}
+
+fn start_inventory_command(env: &Env, name: &str, command: &str, envs: &[(&str, &str)]) -> Proc {
+    let proc = env.run(name, command, envs);
     wait_until_serving(&proc, 5001);
     wait_for_subscription(INVENTORY_SIDECAR, "OrderPlaced", &proc);
     wait_for_subscription(INVENTORY_SIDECAR, "OrderPlaced-deadletter", &proc);
