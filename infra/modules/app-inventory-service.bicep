@@ -112,8 +112,9 @@ resource app 'Microsoft.App/containerApps@2025-07-01' = {
               value: '2592000'
             }
             {
-              // OrderPlaced in batches of up to 100 (Dapr bulk subscribe, alpha in 1.16). Service
-              // Bus receives a batch itself, capped at the component's maxActiveMessages
+              // OrderPlaced in batches of up to 100 (Dapr bulk subscribe, alpha in 1.16), not
+              // the service's default 300 (docs/deploy-azure.md says why). Service Bus receives a
+              // batch itself, capped at the component's maxActiveMessages
               // (dapr-components.bicep, 100); maxAwaitDurationMs does not apply to it.
               name: 'BULK_MAX_MESSAGES'
               value: '100'

@@ -26,7 +26,7 @@ pub const MAX_OUTCOME_TTL_SECONDS: u64 = i32::MAX as u64;
 /// item in it one read and one write of the item's state. `false` subscribes as the tutorial
 /// does, one event per delivery on `orders`.
 pub const BULK_SUBSCRIBE: &str = "BULK_SUBSCRIBE";
-/// Most events in one batch (`maxMessagesCount`), 1 to [`MAX_BULK_MESSAGES`]; default 100.
+/// Most events in one batch (`maxMessagesCount`), 1 to [`MAX_BULK_MESSAGES`]; default 300.
 /// With Redis, a batch holds at most as many events as the pub/sub component's `concurrency`.
 pub const BULK_MAX_MESSAGES: &str = "BULK_MAX_MESSAGES";
 /// Longest wait, in milliseconds, for a batch to fill before it is delivered anyway
@@ -38,7 +38,7 @@ pub const MAX_BULK_MESSAGES: u32 = 1000;
 /// Largest `BULK_MAX_AWAIT_MS`.
 pub const MAX_BULK_AWAIT_MS: u32 = 60_000;
 /// Default `BULK_MAX_MESSAGES`.
-pub const DEFAULT_BULK_MAX_MESSAGES: u32 = 100;
+pub const DEFAULT_BULK_MAX_MESSAGES: u32 = 300;
 /// Default `BULK_MAX_AWAIT_MS`.
 pub const DEFAULT_BULK_MAX_AWAIT_MS: u32 = 1;
 
@@ -239,12 +239,12 @@ mod tests {
     }
 
     #[test]
-    fn events_come_in_batches_of_up_to_100_within_1_ms_unless_turned_off() {
+    fn events_come_in_batches_of_up_to_300_within_1_ms_unless_turned_off() {
         let bulk = |pairs: &[(&str, &str)]| Config::from_vars(&Vars::from_pairs(pairs));
         assert_eq!(
             bulk(&[]).unwrap().bulk,
             Some(Bulk {
-                max_messages: 100,
+                max_messages: 300,
                 max_await_ms: 1
             })
         );

@@ -383,7 +383,7 @@ async fn with_bulk_on_the_subscription_asks_for_batches_on_their_own_route() {
         body[0],
         json!({"pubsubname": "pubsub", "topic": "OrderPlaced", "route": "orders/bulk",
                "deadLetterTopic": "OrderPlaced-deadletter",
-               "bulkSubscribe": {"enabled": true, "maxMessagesCount": 100, "maxAwaitDurationMs": 1}})
+               "bulkSubscribe": {"enabled": true, "maxMessagesCount": 300, "maxAwaitDurationMs": 1}})
     );
     assert_eq!(body[1]["route"], "deadletters");
 }
