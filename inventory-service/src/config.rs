@@ -26,12 +26,14 @@ pub const MAX_OUTCOME_TTL_SECONDS: u64 = i32::MAX as u64;
 /// item in it one read and one write of the item's state. `false` subscribes as the tutorial
 /// does, one event per delivery on `orders`.
 pub const BULK_SUBSCRIBE: &str = "BULK_SUBSCRIBE";
-/// Most events in one batch (`maxMessagesCount`), 1 to [`MAX_BULK_MESSAGES`]; default 300.
-/// With Redis, a batch holds at most as many events as the pub/sub component's `concurrency`.
+/// Most events in one batch (`maxMessagesCount`), 1 to [`MAX_BULK_MESSAGES`]; default
+/// [`DEFAULT_BULK_MAX_MESSAGES`]. With Redis, a batch holds at most as many events as the pub/sub
+/// component's `concurrency`.
 pub const BULK_MAX_MESSAGES: &str = "BULK_MAX_MESSAGES";
 /// Longest wait, in milliseconds, for a batch to fill before it is delivered anyway
-/// (`maxAwaitDurationMs`), 1 to [`MAX_BULK_AWAIT_MS`]; default 1. An event that arrives alone
-/// waits this long, so it adds to every order's latency at low rates.
+/// (`maxAwaitDurationMs`), 1 to [`MAX_BULK_AWAIT_MS`]; default [`DEFAULT_BULK_MAX_AWAIT_MS`].
+/// With Redis, an event that arrives alone waits for the next tick of this interval, so it adds
+/// to every order's latency at low rates.
 pub const BULK_MAX_AWAIT_MS: &str = "BULK_MAX_AWAIT_MS";
 /// Largest `BULK_MAX_MESSAGES`.
 pub const MAX_BULK_MESSAGES: u32 = 1000;

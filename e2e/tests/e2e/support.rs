@@ -220,17 +220,13 @@ pub(crate) fn start_inventory_with(
 /// `cmd/run.go`; Go's `StdoutPipe` says not to wait before the reads are done). `tee` reads
 /// to the end, so the file has every line the app wrote.
 pub(crate) fn start_inventory_teed(env: &Env, name: &str) -> (Proc, PathBuf) {
+    const APP: &str = "cargo run -p inventory-service";
     let file = env.logs.join(format!("{name}.stdout.log"));
-    let app = "-- cargo run -p inventory-service";
-    let command = readme::command("pubsub-inventory-service");
-    assert!(command.ends_with(app), "{command}");
-    let command = command.replace(
-        app,
-        &format!(
-            "-- bash -c 'cargo run -p inventory-service | tee {}'",
-            file.display()
-        ),
-    );
+    let readme = readme::command("pubsub-inventory-service");
+    let dapr_run = readme
+        .strip_suffix(APP)
+        .unwrap_or_else(|| panic!("the README's command no longer ends with {APP}: {readme}"));
+    let command = format!("{dapr_run}bash -c '{APP} | tee {}'", file.display());
     (start_inventory_command(env, name, &command, &[]), file)
 }
 
