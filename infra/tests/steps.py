@@ -345,7 +345,33 @@ def step_cargo_build(repo: Path, services: list[str] | None = None, **_) -> tupl
             ok = False
             tail = "\n".join((p.stderr or p.stdout).strip().splitlines()[-15:])
             lines.append(f"FAIL {svc}: {cmd} (exit {p.returncode})\n{tail}")
+    forget_context_build(ctx, env)
     return ok, "\n".join(lines)
+
+
+def forget_context_build(ctx: Path, env: dict[str, str]) -> None:
+    """Cleans the workspace's own packages out of the shared target dir after a build in `ctx`.
+    Cargo identifies a workspace package by its path inside the workspace, so the copy's packages
+    and the repository's are the same build units there, and their fingerprints now list the
+    copy's sources: a later `cargo build --release` in the repository would find them up to date
+    and keep the copy's binaries, however its own sources changed since. Cleaned (dependencies
+    stay), they are compiled again from whichever tree builds next."""
+    meta = subprocess.run(
+        ["cargo", "metadata", "--no-deps", "--format-version", "1", "--offline"],
+        cwd=ctx,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    packages = [p["name"] for p in json.loads(meta.stdout)["packages"]]
+    args = [a for name in packages for a in ("-p", name)]
+    subprocess.run(
+        ["cargo", "clean", "--release", "--quiet", *args],
+        cwd=ctx,
+        env=env,
+        check=True,
+    )
 
 
 STEPS = {
