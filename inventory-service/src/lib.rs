@@ -368,21 +368,21 @@ impl IntoResponse for Error {
         match self {
             Self::Invalid(e) => e.into_response(),
             Self::OutcomeNotFound { .. } => ApiError::not_found(self.to_string()).into_response(),
-            Self::Store(StoreError::StateStore(e)) => {
-                tracing::error!("state store request failed: {e}");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "state_store_unavailable",
-                    "reading or writing inventory state failed; try again",
-                )
-                .into_response()
-            }
-            Self::Store(e @ StoreError::Contention { .. }) => {
+            Self::Store(e) if e.is_contention() => {
                 tracing::warn!("{e}");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "contention",
                     "the item is being updated by too many writers at once; try again",
+                )
+                .into_response()
+            }
+            Self::Store(e) => {
+                tracing::error!("state store request failed: {e}");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "state_store_unavailable",
+                    "reading or writing inventory state failed; try again",
                 )
                 .into_response()
             }

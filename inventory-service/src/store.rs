@@ -29,6 +29,19 @@
 //! outcomes after a batch; the next write moves them all out. A bulk read need not read its
 //! keys in order, but it is made after the document was read, which is the order that matters.
 //!
+//! # Deliveries that wait
+//! One instance applies one item's orders one write at a time (a lock per stripe of items), so
+//! single deliveries (`BULK_SUBSCRIBE=false`) of an item that arrive while it is being written
+//! would each wait, then each pay a read and a write. Instead, [`Inventory::apply`] puts its
+//! order in the stripe's waiting list before it takes the lock, and whoever gets the lock takes
+//! every waiting order of the item and applies them together, as a batch is applied, answering
+//! each before it lets go of the lock; a call whose order was taken that way finds its answer
+//! when it gets the lock. At a low rate nobody waits and a delivery costs what it always did.
+//! If the shared write fails, every order of it is answered with that error, so each delivery
+//! is retried; if the request doing the write is dropped before it is done, the others are
+//! answered [`StoreError::Abandoned`] and retried too, and a redelivery of an order that was
+//! written after all is found to be a duplicate.
+//!
 //! # Reading in parallel
 //! Every write of a document gives it a new random `writeId`, and an instance remembers, per
 //! item, the `writeId` it last wrote or read. When it knows one, it reads the document and the
@@ -69,7 +82,7 @@
 use std::collections::hash_map::{DefaultHasher, RandomState};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
@@ -78,7 +91,7 @@ use serde_json::Value;
 use service_kit::dapr::{Concurrency, StateWrite, WriteOptions};
 use service_kit::events::OrderPlaced;
 use service_kit::{DaprClient, DaprError, TraceContext};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, oneshot};
 
 /// Outcomes an item's document holds at most. The order after that moves all but its own
 /// outcome to their own keys in one write: one sidecar call per this many orders, where moving
@@ -169,6 +182,40 @@ fn new_write_id() -> u64 {
 /// it under the stripe's lock.
 type LastSeen = HashMap<String, u64>;
 
+/// What [`Inventory::apply`] answers an order that waited for its item.
+type Answer = Result<Decided, Arc<StoreError>>;
+
+/// An order of a single delivery, waiting for its stripe's lock; see "Deliveries that wait".
+struct Waiting {
+    order: OrderPlaced,
+    event_id: Option<String>,
+    answer: oneshot::Sender<Answer>,
+}
+
+/// One lock of the stripes, with what it guards.
+struct Stripe {
+    seen: Mutex<LastSeen>,
+    /// Orders that will be applied by whoever next holds `seen` for their item. Held only to
+    /// push or take, never across an await.
+    waiting: std::sync::Mutex<Vec<Waiting>>,
+}
+
+impl std::fmt::Debug for Stripe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stripe").finish_non_exhaustive()
+    }
+}
+
+impl Stripe {
+    /// Orders of `item_id` now waiting, oldest first.
+    fn take_waiting(&self, item_id: &str) -> Vec<Waiting> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        waiting
+            .extract_if(.., |w| w.order.item_id == item_id)
+            .collect()
+    }
+}
+
 /// The result of [`Inventory::seed`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seeded {
@@ -246,6 +293,24 @@ pub enum StoreError {
         /// Attempts made.
         attempts: u32,
     },
+    /// The write that was to apply this order with others failed like this.
+    #[error(transparent)]
+    Shared(Arc<StoreError>),
+    /// The delivery applying this order with others stopped before it was done (its request
+    /// was dropped): whether the write happened is unknown, and a redelivery will tell.
+    #[error("the delivery applying this order with others stopped before it was done")]
+    Abandoned,
+}
+
+impl StoreError {
+    /// Whether other writers, not a failure, kept the update from happening.
+    pub fn is_contention(&self) -> bool {
+        match self {
+            Self::Contention { .. } => true,
+            Self::Shared(e) => e.is_contention(),
+            Self::StateStore(_) | Self::Abandoned => false,
+        }
+    }
 }
 
 /// What a change to a document decided, and the answer to give.
@@ -267,7 +332,7 @@ enum Saved {
 pub struct Inventory {
     dapr: DaprClient,
     store: Arc<str>,
-    locks: Arc<[Mutex<LastSeen>]>,
+    locks: Arc<[Stripe]>,
     /// `ttlInSeconds` of outcomes moved to their own keys, formatted once.
     outcome_ttl: Arc<str>,
 }
@@ -288,7 +353,10 @@ impl Inventory {
             dapr,
             store: store.into(),
             locks: (0..LOCK_STRIPES)
-                .map(|_| Mutex::new(LastSeen::new()))
+                .map(|_| Stripe {
+                    seen: Mutex::new(LastSeen::new()),
+                    waiting: std::sync::Mutex::new(Vec::new()),
+                })
                 .collect(),
             outcome_ttl: DEFAULT_OUTCOME_TTL.as_secs().to_string().into(),
         }
@@ -300,12 +368,16 @@ impl Inventory {
         self
     }
 
-    fn lock_for(&self, item_id: &str) -> &Mutex<LastSeen> {
+    fn stripe_for(&self, item_id: &str) -> &Stripe {
         let mut hasher = DefaultHasher::new();
         item_id.hash(&mut hasher);
         // The modulo keeps the index below LOCK_STRIPES, which fits in usize.
         let stripe = (hasher.finish() % LOCK_STRIPES as u64) as usize;
         &self.locks[stripe]
+    }
+
+    fn lock_for(&self, item_id: &str) -> &Mutex<LastSeen> {
+        &self.stripe_for(item_id).seen
     }
 
     /// Current stock of `item_id`; 0 for an unknown item.
@@ -376,17 +448,66 @@ impl Inventory {
     /// Applies `order` exactly once: stock goes down by its quantity if there is enough, else
     /// the order is rejected; either way the outcome is recorded with the stock change. An
     /// order already decided is reported as a duplicate and changes nothing.
+    ///
+    /// Orders of the same item that arrive while it is being written wait for it together and
+    /// are then applied as one batch, as [`Inventory::apply_all`] applies one, by whichever of
+    /// their calls gets the item first (see "Deliveries that wait" in the module docs).
     pub async fn apply(
         &self,
         order: &OrderPlaced,
         event_id: Option<&str>,
         trace: &TraceContext,
     ) -> Result<Decided, StoreError> {
-        let mut decided = self
-            .apply_all(&order.item_id, &[(order, event_id)], trace)
-            .await?;
-        // apply_all decides every order it is given, so there is exactly one.
-        Ok(decided.swap_remove(0))
+        let item_id = order.item_id.as_str();
+        let stripe = self.stripe_for(item_id);
+        let (answer, mut answered) = oneshot::channel();
+        stripe
+            .waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Waiting {
+                order: order.clone(),
+                event_id: event_id.map(str::to_owned),
+                answer,
+            });
+        let mut seen = stripe.seen.lock().await;
+        // Empty if whoever held the lock before took this order (and every other of the item).
+        let group = stripe.take_waiting(item_id);
+        if !group.is_empty() {
+            if group.len() > 1 {
+                tracing::debug!(
+                    item_id,
+                    orders = group.len(),
+                    "applying orders that waited for the item together"
+                );
+            }
+            let orders: Vec<(&OrderPlaced, Option<&str>)> = group
+                .iter()
+                .map(|w| (&w.order, w.event_id.as_deref()))
+                .collect();
+            let result = self.apply_locked(&mut seen, item_id, &orders, trace).await;
+            // Answered before the lock is released, so an order taken is always answered when
+            // its own call gets the lock. An answer nobody waits for any more is dropped: its
+            // request was, and a redelivery finds the order decided.
+            match result {
+                Ok(decided) => {
+                    for (w, decided) in group.into_iter().zip(decided) {
+                        let _ = w.answer.send(Ok(decided));
+                    }
+                }
+                Err(e) => {
+                    let e = Arc::new(e);
+                    for w in group {
+                        let _ = w.answer.send(Err(Arc::clone(&e)));
+                    }
+                }
+            }
+        }
+        drop(seen);
+        match answered.try_recv() {
+            Ok(answer) => answer.map_err(StoreError::Shared),
+            Err(_) => Err(StoreError::Abandoned),
+        }
     }
 
     /// Applies `orders` of `item_id` (each with the CloudEvent id of its delivery) exactly once,
@@ -402,6 +523,17 @@ impl Inventory {
         trace: &TraceContext,
     ) -> Result<Vec<Decided>, StoreError> {
         let mut seen = self.lock_for(item_id).lock().await;
+        self.apply_locked(&mut seen, item_id, orders, trace).await
+    }
+
+    /// [`Inventory::apply_all`], with the item's stripe locked by the caller.
+    async fn apply_locked(
+        &self,
+        seen: &mut LastSeen,
+        item_id: &str,
+        orders: &[(&OrderPlaced, Option<&str>)],
+        trace: &TraceContext,
+    ) -> Result<Vec<Decided>, StoreError> {
         let key = item_key(item_id);
         if let Some(&remembered) = seen.get(item_id) {
             // The document and the orders' keys at once; see "Reading in parallel".
@@ -419,7 +551,7 @@ impl Inventory {
             let seen_id = doc.write_id;
             match self.decide_all(doc, item_id, orders, known, trace).await? {
                 Change::Keep(decided) => {
-                    remember(&mut seen, item_id, seen_id);
+                    remember(seen, item_id, seen_id);
                     return Ok(decided);
                 }
                 Change::Write(doc, decided) => {
@@ -428,7 +560,7 @@ impl Inventory {
                         .save(&key, &doc, etag.as_deref(), Some(item_id), trace)
                         .await?
                     {
-                        remember(&mut seen, item_id, write_id);
+                        remember(seen, item_id, write_id);
                         return Ok(decided);
                     }
                     // Another writer got there first: start over as below, from a fresh read.
@@ -451,7 +583,7 @@ impl Inventory {
                 )
             })
             .await?;
-        remember(&mut seen, item_id, write_id);
+        remember(seen, item_id, write_id);
         Ok(decided)
     }
 

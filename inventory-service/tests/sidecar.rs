@@ -839,3 +839,115 @@ async fn a_dead_lettered_cloud_event_is_recorded_under_its_own_id_through_the_ra
     );
     assert_eq!(letter["payload"], event);
 }
+
+/// `POST /orders` of order `id` of item1 for one unit, event id `evt-{id}`.
+fn delivery_of(id: &str) -> Request<Body> {
+    let event = json!({
+        "specversion": "1.0", "id": format!("evt-{id}"), "type": "com.dapr.event.sent",
+        "source": "order-service", "topic": "OrderPlaced", "pubsubname": "pubsub",
+        "datacontenttype": "application/json",
+        "data": {"orderId": id, "itemId": "item1", "quantity": 1},
+    });
+    Request::post("/orders")
+        .header(header::CONTENT_TYPE, "application/cloudevents+json")
+        .body(Body::from(event.to_string()))
+        .unwrap()
+}
+
+/// Delivers orders a to e of item1 at once to one instance, whose first read of the item is
+/// slow, so that b to e arrive while a holds the item; returns each answer's status field.
+async fn five_at_once(sidecar: &MockServer) -> Vec<String> {
+    let app = router(sidecar);
+    let answers = tokio::join!(
+        send(app.clone(), delivery_of("a")),
+        send(app.clone(), delivery_of("b")),
+        send(app.clone(), delivery_of("c")),
+        send(app.clone(), delivery_of("d")),
+        send(app, delivery_of("e")),
+    );
+    let answers = [answers.0, answers.1, answers.2, answers.3, answers.4];
+    answers
+        .iter()
+        .map(|(_, body)| body["status"].as_str().unwrap_or("none").to_owned())
+        .collect()
+}
+
+/// item1 with 100 in stock, read slowly (so that orders arrive while it is held), and none of
+/// orders a to e decided before.
+async fn slow_item1_and_unknown_orders(sidecar: &MockServer) {
+    let doc = common::stored(json!({"quantity": 100, "recent": []}), "3");
+    common::answer(
+        sidecar,
+        "GET",
+        ITEM_PATH,
+        doc.set_delay(Duration::from_millis(300)),
+        None,
+    )
+    .await;
+    missing(sidecar, "/v1.0/state/statestore/order%3Aitem1%3Aa").await;
+    Mock::given(method("POST"))
+        .and(path("/v1.0/state/statestore/bulk"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"key": "order:item1:b"}, {"key": "order:item1:c"},
+            {"key": "order:item1:d"}, {"key": "order:item1:e"},
+        ])))
+        .mount(sidecar)
+        .await;
+}
+
+/// The orderIds of the outcomes a save added to item1's document.
+fn saved_orders(save: &Value) -> Vec<String> {
+    save[0]["value"]["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["orderId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn orders_of_one_item_that_arrive_while_it_is_written_share_one_read_and_one_write() {
+    let sidecar = MockServer::start().await;
+    slow_item1_and_unknown_orders(&sidecar).await;
+    saves_answer(&sidecar, ResponseTemplate::new(204)).await;
+
+    let statuses = five_at_once(&sidecar).await;
+
+    assert_eq!(statuses, ["SUCCESS"; 5]);
+    let saves = saves(&sidecar).await;
+    let written: Vec<Vec<String>> = saves.iter().map(saved_orders).collect();
+    // a alone, then the four that waited for it, in the order they came, in one write.
+    assert_eq!(written, [vec!["a"], vec!["b", "c", "d", "e"]]);
+    assert_eq!(saves[1][0]["value"]["quantity"], 96);
+}
+
+#[tokio::test]
+async fn when_the_shared_write_fails_every_order_that_waited_is_retried() {
+    let sidecar = MockServer::start().await;
+    slow_item1_and_unknown_orders(&sidecar).await;
+    // a's write goes through; the store is down for the next one.
+    common::answer(
+        &sidecar,
+        "POST",
+        SAVE_PATH,
+        ResponseTemplate::new(204),
+        Some(1),
+    )
+    .await;
+    common::answer(
+        &sidecar,
+        "POST",
+        SAVE_PATH,
+        ResponseTemplate::new(500)
+            .set_body_json(json!({"errorCode": "ERR_STATE_SAVE", "message": "connection refused"})),
+        None,
+    )
+    .await;
+
+    let statuses = five_at_once(&sidecar).await;
+
+    assert_eq!(statuses, ["SUCCESS", "RETRY", "RETRY", "RETRY", "RETRY"]);
+    // The refused write held all four; nothing else was written.
+    let written: Vec<Vec<String>> = saves(&sidecar).await.iter().map(saved_orders).collect();
+    assert_eq!(written, [vec!["a"], vec!["b", "c", "d", "e"]]);
+}

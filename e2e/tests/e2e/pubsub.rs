@@ -164,6 +164,78 @@ fn a_thousand_concurrent_orders_for_one_item_leave_the_stock_exact() {
 }
 
 #[test]
+fn one_event_per_delivery_orders_that_wait_for_their_item_are_applied_together_once() {
+    let env = Env::new("pubsub_one_at_a_time");
+    // One event per delivery on POST /orders, up to the component's `concurrency` at once: the
+    // deliveries of the one item wait for each other and are written together.
+    let inventory = start_inventory_with(
+        &env,
+        "inventory-service",
+        None,
+        &[
+            ("BULK_SUBSCRIBE", "false"),
+            ("RUST_LOG", "info,inventory_service=debug"),
+        ],
+    );
+    let _orders = start_order_service(&env);
+    let initial = 10_000;
+    set_stock("waiting", initial);
+
+    // Every order twice, the copies racing each other.
+    let count = 500u64;
+    let mut orders = Vec::new();
+    for i in 1..=count {
+        let o = order(&format!("w-{i}"), "waiting", i % 5 + 1);
+        orders.push(o.clone());
+        orders.push(o);
+    }
+    let total = ordered_quantity(&orders) / 2;
+    let statuses = place_orders(orders, 100);
+
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "{:?}",
+        e2e::tally(statuses)
+    );
+    let expected = initial - total;
+    wait_for_stock("waiting", expected, Duration::from_secs(180), &inventory);
+    inventory.wait_for_count(
+        "Skipped duplicate OrderPlaced event",
+        count as usize,
+        Duration::from_secs(60),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let measured = stock("waiting");
+    assert_eq!(measured, Some(expected));
+    let ids: Vec<String> = (1..=count).map(|i| format!("w-{i}")).collect();
+    let (applied, rejected, missing) = tally_outcomes("waiting", &ids);
+    assert_eq!((applied, rejected, missing), (count as usize, 0, 0));
+    assert_eq!(processed_ids(&inventory).len(), count as usize);
+    let processed = inventory
+        .lines_containing("Processed OrderPlaced event. orderId=w-")
+        .len();
+    assert_eq!(processed, count as usize, "an order was applied twice");
+    let skipped = inventory
+        .lines_containing("Skipped duplicate OrderPlaced event")
+        .len();
+    assert_eq!(skipped, count as usize);
+    // Without deliveries that waited for each other, the exact stock proves nothing about them.
+    let together = inventory.lines_containing("applying orders that waited for the item together");
+    assert!(
+        !together.is_empty(),
+        "no deliveries waited for the item, so applying them together was not exercised"
+    );
+    record_scenario(&format!(
+        "one event per delivery (BULK_SUBSCRIBE=false): sent={} ({count} orders, each twice; 100 in \
+         flight) applied={applied} skipped-as-duplicate={skipped} rejected=0 dead-lettered=0; \
+         {} writes applied orders that had waited together; stock {initial} -> {measured:?} \
+         (expected {expected})",
+        2 * count,
+        together.len()
+    ));
+}
+
+#[test]
 fn every_order_published_twice_is_applied_once() {
     let env = Env::new("pubsub_duplicates");
     let inventory = start_inventory(&env, "inventory-service", None);
