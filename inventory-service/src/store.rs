@@ -35,12 +35,13 @@
 //! would each wait, then each pay a read and a write. Instead, [`Inventory::apply`] puts its
 //! order in the stripe's waiting list before it takes the lock, and whoever gets the lock takes
 //! every waiting order of the item and applies them together, as a batch is applied, answering
-//! each before it lets go of the lock; a call whose order was taken that way finds its answer
-//! when it gets the lock. At a low rate nobody waits and a delivery costs what it always did.
-//! If the shared write fails, every order of it is answered with that error, so each delivery
-//! is retried; if the request doing the write is dropped before it is done, the others are
-//! answered [`StoreError::Abandoned`] and retried too, and a redelivery of an order that was
-//! written after all is found to be a duplicate.
+//! each before it lets go of the lock; a call whose order was taken that way returns with its
+//! answer, without waiting for the lock any longer. At a low rate nobody waits and a delivery
+//! costs what it always did. If the shared write fails, every order of it is answered with that
+//! error, so each delivery is retried; if the request doing the write is dropped before it is
+//! done, the others are answered [`StoreError::Abandoned`] and retried too, and a redelivery of
+//! an order that was written after all is found to be a duplicate. An order whose own request
+//! is dropped while it waits is taken off the list, not applied: Dapr delivers it again.
 //!
 //! # Reading in parallel
 //! Every write of a document gives it a new random `writeId`, and an instance remembers, per
@@ -207,9 +208,12 @@ impl std::fmt::Debug for Stripe {
 }
 
 impl Stripe {
-    /// Orders of `item_id` now waiting, oldest first.
+    /// Orders of `item_id` now waiting, oldest first. Orders whose delivery stopped waiting
+    /// (its request was dropped) are dropped too, of every item: nobody would hear the answer,
+    /// Dapr delivers them again, and until then they are not applied, as before they waited.
     fn take_waiting(&self, item_id: &str) -> Vec<Waiting> {
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        waiting.retain(|w| !w.answer.is_closed());
         waiting
             .extract_if(.., |w| w.order.item_id == item_id)
             .collect()
@@ -470,7 +474,16 @@ impl Inventory {
                 event_id: event_id.map(str::to_owned),
                 answer,
             });
-        let mut seen = stripe.seen.lock().await;
+        let mut seen = tokio::select! {
+            // Taken and answered by the holder of the lock: no need to wait for the lock.
+            answer = &mut answered => {
+                return match answer {
+                    Ok(answer) => answer.map_err(StoreError::Shared),
+                    Err(_) => Err(StoreError::Abandoned),
+                };
+            }
+            seen = stripe.seen.lock() => seen,
+        };
         // Empty if whoever held the lock before took this order (and every other of the item).
         let group = stripe.take_waiting(item_id);
         if !group.is_empty() {

@@ -951,3 +951,30 @@ async fn when_the_shared_write_fails_every_order_that_waited_is_retried() {
     let written: Vec<Vec<String>> = saves(&sidecar).await.iter().map(saved_orders).collect();
     assert_eq!(written, [vec!["a"], vec!["b", "c", "d", "e"]]);
 }
+
+#[tokio::test]
+async fn an_order_whose_delivery_stopped_waiting_is_not_applied_with_the_others() {
+    let sidecar = MockServer::start().await;
+    slow_item1_and_unknown_orders(&sidecar).await;
+    missing(&sidecar, "/v1.0/state/statestore/order%3Aitem1%3Ac").await;
+    saves_answer(&sidecar, ResponseTemplate::new(204)).await;
+    let app = router(&sidecar);
+
+    // b's request is dropped while a holds the item, as when Dapr gives up on a delivery.
+    let (a, b, c) = tokio::join!(
+        send(app.clone(), delivery_of("a")),
+        tokio::time::timeout(
+            Duration::from_millis(100),
+            send(app.clone(), delivery_of("b"))
+        ),
+        send(app, delivery_of("c")),
+    );
+
+    assert_eq!(
+        (a.1["status"].as_str(), c.1["status"].as_str()),
+        (Some("SUCCESS"), Some("SUCCESS"))
+    );
+    assert!(b.is_err(), "b was answered: {b:?}");
+    let written: Vec<Vec<String>> = saves(&sidecar).await.iter().map(saved_orders).collect();
+    assert_eq!(written, [vec!["a"], vec!["c"]]);
+}
