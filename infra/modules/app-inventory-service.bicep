@@ -120,6 +120,14 @@ resource app 'Microsoft.App/containerApps@2025-07-01' = {
               value: '100'
             }
             {
+              // Keeps serving 10 s after SIGTERM: Container Apps stops the Dapr sidecar about 5 s
+              // after the app, and the sidecar delivers events until then and drains the ones in
+              // flight after. A delivery refused meanwhile can be acknowledged by the sidecar's
+              // shutdown and lost (docs/deploy-azure.md). Within the 30 s termination grace period.
+              name: 'SHUTDOWN_DELAY_SECONDS'
+              value: '10'
+            }
+            {
               name: 'LOG_FORMAT'
               value: 'json'
             }

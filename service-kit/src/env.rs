@@ -27,6 +27,10 @@ pub const APP_API_TOKEN: &str = "APP_API_TOKEN";
 /// ingress sends traffic straight to the app port) sets it, so a missing token can never leave
 /// those routes open.
 pub const APP_API_TOKEN_REQUIRED: &str = "APP_API_TOKEN_REQUIRED";
+/// Seconds a server keeps serving after SIGTERM before it stops accepting connections (default
+/// 0). Azure Container Apps stops the Dapr sidecar 5 s after the app, and the sidecar keeps
+/// delivering events until then: an app that stopped listening first fails those deliveries.
+pub const SHUTDOWN_DELAY_SECONDS: &str = "SHUTDOWN_DELAY_SECONDS";
 /// Timeout of every call to the sidecar, in seconds (the name the Dapr Python SDK uses).
 pub const DAPR_HTTP_TIMEOUT_SECONDS: &str = "DAPR_HTTP_TIMEOUT_SECONDS";
 /// How long to wait for the sidecar to become ready at start-up, in seconds (the name the Dapr

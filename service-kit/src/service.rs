@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use axum::Router;
 
@@ -31,6 +32,9 @@ pub struct ServiceConfig {
     pub http: HttpConfig,
     /// Where the sidecar is.
     pub dapr: DaprConfig,
+    /// `SHUTDOWN_DELAY_SECONDS`: how long an HTTP service keeps serving after SIGINT or
+    /// SIGTERM before its graceful shutdown starts (none unless set).
+    pub shutdown_delay: Duration,
 }
 
 impl ServiceConfig {
@@ -46,6 +50,7 @@ impl ServiceConfig {
             threads: Threads::from_vars(vars)?,
             http: HttpConfig::from_vars(vars)?,
             dapr: DaprConfig::from_vars(vars)?,
+            shutdown_delay: vars.seconds_or(env::SHUTDOWN_DELAY_SECONDS, Duration::ZERO)?,
         })
     }
 }
@@ -54,7 +59,7 @@ impl ServiceConfig {
 /// `build` with the environment (to read the service's own settings), sets up logging and the
 /// runtime, awaits the router `build` returned (which may first do start-up work, such as
 /// seeding state, before the app listens), listens on `APP_PORT`, and serves until SIGINT or
-/// SIGTERM, letting in-flight requests end.
+/// SIGTERM (and `SHUTDOWN_DELAY_SECONDS` after it), letting in-flight requests end.
 pub fn start<F, Fut>(service: &'static str, default_port: u16, build: F) -> ExitCode
 where
     F: FnOnce(ServiceConfig, &Vars) -> Result<Fut, ConfigError>,
@@ -62,11 +67,12 @@ where
 {
     launch(service, Some(default_port), |common, vars| {
         let port = common.port.unwrap_or(default_port);
+        let delay = common.shutdown_delay;
         let router = build(common, vars)?;
         Ok(async move {
             let router = router.await?;
             let listener = http::bind(port, env::APP_PORT).await?;
-            let stop = crate::shutdown::shutdown_signal();
+            let stop = crate::shutdown::shutdown_signal_then(delay);
             http::serve(listener, router, stop, http::SHUTDOWN_GRACE).await?;
             Ok(ExitCode::SUCCESS)
         })
@@ -149,5 +155,17 @@ mod tests {
         assert!(message.contains("APP_API_TOKEN is unset or empty"), "{err}");
         let config = read(&[required, (env::APP_API_TOKEN, "t")]).unwrap();
         assert!(config.http.app_api_token.is_some());
+    }
+
+    #[test]
+    fn the_shutdown_delay_is_none_unless_set() {
+        let read = |pairs: &[_]| {
+            ServiceConfig::from_vars(&Vars::from_pairs(pairs), Some(5001)).map(|c| c.shutdown_delay)
+        };
+        assert_eq!(read(&[]).unwrap(), Duration::ZERO);
+        let set = (env::SHUTDOWN_DELAY_SECONDS, "10");
+        assert_eq!(read(&[set]).unwrap(), Duration::from_secs(10));
+        let err = read(&[(env::SHUTDOWN_DELAY_SECONDS, "soon")]).unwrap_err();
+        assert_eq!(err.name, env::SHUTDOWN_DELAY_SECONDS);
     }
 }

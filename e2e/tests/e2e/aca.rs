@@ -479,13 +479,28 @@ fn a_replica_stopped_the_way_container_apps_stops_it_loses_no_order() {
         "the item's document never expires"
     );
     let logs = d.run.replica("inventory-service").logs_of_every_start();
+    // SHUTDOWN_DELAY_SECONDS (infra/): the stopped replica went on applying orders after its
+    // SIGTERM, while its sidecar still delivered, instead of refusing those deliveries.
+    let first = &logs[0];
+    let term = first
+        .iter()
+        .position(|l| l.contains("received SIGTERM"))
+        .expect("the first replica logged its SIGTERM");
+    let after_term = first[term..]
+        .iter()
+        .filter(|l| l.contains("Processed OrderPlaced event"))
+        .count();
+    assert!(
+        after_term > 0,
+        "the stopped replica applied nothing after SIGTERM: it stopped serving before its sidecar"
+    );
     let count = |needle: &str| -> Vec<usize> {
         logs.iter()
             .map(|lines| lines.iter().filter(|l| l.contains(needle)).count())
             .collect()
     };
     record_scenario(&format!(
-        "aca parity (daprd {}): inventory-service stopped mid-stream as ACA does (app SIGTERM, sidecar 5 s later; both down after {stopped_after:.1?}) and restarted: {applied}/{total} applied once (per replica {:?}), duplicates skipped {:?}, 0 dead-lettered, stock complete {restarted_to_done:.1?} after the restart",
+        "aca parity (daprd {}): inventory-service stopped mid-stream as ACA does (app SIGTERM, sidecar 5 s later; both down after {stopped_after:.1?}; {after_term} applied after the app's SIGTERM) and restarted: {applied}/{total} applied once (per replica {:?}), duplicates skipped {:?}, 0 dead-lettered, stock complete {restarted_to_done:.1?} after the restart",
         aca::daprd_version(),
         count("Processed OrderPlaced event"),
         count("Skipped duplicate OrderPlaced event"),
