@@ -187,6 +187,7 @@ type LastSeen = HashMap<String, u64>;
 type Answer = Result<Decided, Arc<StoreError>>;
 
 /// An order of a single delivery, waiting for its stripe's lock; see "Deliveries that wait".
+#[derive(Debug)]
 struct Waiting {
     order: OrderPlaced,
     event_id: Option<String>,
@@ -194,17 +195,12 @@ struct Waiting {
 }
 
 /// One lock of the stripes, with what it guards.
+#[derive(Debug)]
 struct Stripe {
     seen: Mutex<LastSeen>,
     /// Orders that will be applied by whoever next holds `seen` for their item. Held only to
     /// push or take, never across an await.
     waiting: std::sync::Mutex<Vec<Waiting>>,
-}
-
-impl std::fmt::Debug for Stripe {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stripe").finish_non_exhaustive()
-    }
 }
 
 impl Stripe {
@@ -476,12 +472,7 @@ impl Inventory {
             });
         let mut seen = tokio::select! {
             // Taken and answered by the holder of the lock: no need to wait for the lock.
-            answer = &mut answered => {
-                return match answer {
-                    Ok(answer) => answer.map_err(StoreError::Shared),
-                    Err(_) => Err(StoreError::Abandoned),
-                };
-            }
+            answer = &mut answered => return answer_of(answer),
             seen = stripe.seen.lock() => seen,
         };
         // Empty if whoever held the lock before took this order (and every other of the item).
@@ -517,10 +508,7 @@ impl Inventory {
             }
         }
         drop(seen);
-        match answered.try_recv() {
-            Ok(answer) => answer.map_err(StoreError::Shared),
-            Err(_) => Err(StoreError::Abandoned),
-        }
+        answer_of(answered.try_recv())
     }
 
     /// Applies `orders` of `item_id` (each with the CloudEvent id of its delivery) exactly once,
@@ -922,6 +910,15 @@ impl Inventory {
             }
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// What [`Inventory::apply`] returns for the answer it received, or for none: no answer means
+/// the delivery that took the order stopped before it was done.
+fn answer_of<E>(received: Result<Answer, E>) -> Result<Decided, StoreError> {
+    match received {
+        Ok(answer) => answer.map_err(StoreError::Shared),
+        Err(_) => Err(StoreError::Abandoned),
     }
 }
 

@@ -36,8 +36,12 @@ fn router(sidecar: &MockServer) -> Router {
 }
 
 fn cloud_event(data: Value) -> String {
+    cloud_event_with_id("evt-1", data)
+}
+
+fn cloud_event_with_id(id: &str, data: Value) -> String {
     json!({
-        "specversion": "1.0", "id": "evt-1", "type": "com.dapr.event.sent", "source": "order-service",
+        "specversion": "1.0", "id": id, "type": "com.dapr.event.sent", "source": "order-service",
         "topic": "OrderPlaced", "pubsubname": "pubsub", "datacontenttype": "application/json",
         "data": data,
     })
@@ -48,12 +52,16 @@ fn order_event() -> String {
     cloud_event(json!({"orderId": "order-1001", "itemId": "item1", "quantity": 10}))
 }
 
-async fn deliver(sidecar: &MockServer, body: String) -> (StatusCode, Value) {
-    let req = Request::post("/orders")
+/// `POST /orders` of the CloudEvent `body`, as daprd delivers it.
+fn delivery(body: String) -> Request<Body> {
+    Request::post("/orders")
         .header(header::CONTENT_TYPE, "application/cloudevents+json")
         .body(Body::from(body))
-        .unwrap();
-    send(router(sidecar), req).await
+        .unwrap()
+}
+
+async fn deliver(sidecar: &MockServer, body: String) -> (StatusCode, Value) {
+    send(router(sidecar), delivery(body)).await
 }
 
 /// A GET of `path` answering `doc` with ETag `etag`.
@@ -842,16 +850,10 @@ async fn a_dead_lettered_cloud_event_is_recorded_under_its_own_id_through_the_ra
 
 /// `POST /orders` of order `id` of item1 for one unit, event id `evt-{id}`.
 fn delivery_of(id: &str) -> Request<Body> {
-    let event = json!({
-        "specversion": "1.0", "id": format!("evt-{id}"), "type": "com.dapr.event.sent",
-        "source": "order-service", "topic": "OrderPlaced", "pubsubname": "pubsub",
-        "datacontenttype": "application/json",
-        "data": {"orderId": id, "itemId": "item1", "quantity": 1},
-    });
-    Request::post("/orders")
-        .header(header::CONTENT_TYPE, "application/cloudevents+json")
-        .body(Body::from(event.to_string()))
-        .unwrap()
+    delivery(cloud_event_with_id(
+        &format!("evt-{id}"),
+        json!({"orderId": id, "itemId": "item1", "quantity": 1}),
+    ))
 }
 
 /// Delivers orders a to e of item1 at once to one instance, whose first read of the item is
