@@ -4,12 +4,17 @@ use std::time::Duration;
 
 use e2e::{Env, Proc, Signal, readme};
 
-use crate::support::{START, trace_id_of, wait_until_serving};
+use crate::support::{START, teed, teed_lines, trace_id_in, trace_id_of, wait_until_serving};
+
+/// The README's checkout command, with checkout's stdout also in `checkout.stdout.log`: these
+/// tests read the lines it writes just before it exits, which `dapr run` can drop.
+const CHECKOUT: &str = "cargo run -p checkout";
 
 /// The order ids in lines like `Order passed: {"orderId":7}` or `Order received: { orderId: 7 }`.
-fn order_ids(proc: &Proc, marker: &str) -> Vec<u64> {
-    proc.lines_containing(marker)
+fn order_ids(lines: &[String], marker: &str) -> Vec<u64> {
+    lines
         .iter()
+        .filter(|line| line.contains(marker))
         .map(|line| {
             let digits: String = line[line.find(marker).unwrap() + marker.len()..]
                 .chars()
@@ -19,6 +24,22 @@ fn order_ids(proc: &Proc, marker: &str) -> Vec<u64> {
             digits.parse().unwrap()
         })
         .collect()
+}
+
+/// Asserts that every log line `dapr run` printed for checkout is in what checkout wrote: the
+/// file is its output, not something else. (Log lines start with their timestamp; cargo's
+/// `Finished` and `Running` lines go to stderr, which is not teed.)
+fn assert_printed_lines_written(checkout: &Proc, written: &[String]) {
+    for printed in checkout.lines_containing("== APP == ") {
+        let line = printed.split_once("== APP == ").map_or("", |(_, l)| l);
+        if !line.starts_with(|c: char| c.is_ascii_digit()) {
+            continue;
+        }
+        assert!(
+            written.iter().any(|w| w.trim_end() == line.trim_end()),
+            "dapr run printed a line checkout's stdout does not have: {line:?}"
+        );
+    }
 }
 
 fn start_order_processor(env: &Env) -> Proc {
@@ -36,22 +57,25 @@ fn one_round_passes_twenty_orders_that_order_processor_receives_in_order() {
     let env = Env::new("one_round_passes_twenty_orders");
     let processor = start_order_processor(&env);
 
+    let stdout = env.logs.join("checkout.stdout.log");
     let mut checkout = env.run(
         "checkout",
-        &readme::command("invoke-checkout"),
+        &teed("invoke-checkout", CHECKOUT, &stdout),
         &[("CHECKOUT_ROUNDS", "1")],
     );
     let status = checkout.wait_exit(START);
+    let written = teed_lines(&stdout);
+    assert_printed_lines_written(&checkout, &written);
 
     let expected: Vec<u64> = (1..=20).collect();
     assert_eq!(
-        order_ids(&checkout, "Order passed:"),
+        order_ids(&written, "Order passed:"),
         expected,
         "{}",
         checkout.tail(40)
     );
     assert_eq!(
-        order_ids(&processor, "Order received:"),
+        order_ids(&processor.lines(), "Order received:"),
         expected,
         "{}",
         processor.tail(40)
@@ -71,11 +95,11 @@ fn one_round_passes_twenty_orders_that_order_processor_receives_in_order() {
     );
     // Each order is one trace: checkout starts it, both sidecars carry it to order-processor.
     for id in [1, 20] {
-        let sent = trace_id_of(&checkout, &format!(r#"Order passed: {{"orderId":{id}}}"#));
+        let sent = trace_id_in(&written, &format!(r#"Order passed: {{"orderId":{id}}}"#));
         let received = trace_id_of(&processor, &format!("Order received: {{ orderId: {id} }}"));
         assert_eq!(sent, received, "order {id}");
     }
-    assert!(checkout.lines_containing("Order failed").is_empty());
+    assert!(written.iter().all(|l| !l.contains("Order failed")));
     assert!(
         status.is_some(),
         "checkout did not exit after one round:\n{}",
@@ -99,9 +123,10 @@ fn one_round_passes_twenty_orders_that_order_processor_receives_in_order() {
 #[test]
 fn checkout_keeps_going_while_order_processor_is_down_and_recovers_when_it_is_back() {
     let env = Env::new("checkout_recovers");
+    let stdout = env.logs.join("checkout.stdout.log");
     let mut checkout = env.run(
         "checkout",
-        &readme::command("invoke-checkout"),
+        &teed("invoke-checkout", CHECKOUT, &stdout),
         &[
             ("CHECKOUT_INTERVAL_MS", "200"),
             ("CHECKOUT_PAUSE_MS", "200"),
@@ -125,25 +150,33 @@ fn checkout_keeps_going_while_order_processor_is_down_and_recovers_when_it_is_ba
     checkout.wait_for_count("Order passed", 3, START);
 
     // Orders that passed reached order-processor; the loop continued where it was.
-    let passed = order_ids(&checkout, "Order passed:");
-    let received = order_ids(&processor, "Order received:");
+    let passed = order_ids(&checkout.lines(), "Order passed:");
+    let received = order_ids(&processor.lines(), "Order received:");
     assert!(
         passed.iter().all(|id| received.contains(id)),
         "{passed:?} vs {received:?}"
     );
-    let failed_first = order_ids(&checkout, "Order failed:")[0];
+    let failed_first = order_ids(&checkout.lines(), "Order failed:")[0];
     assert_eq!(failed_first, 1);
 
     // SIGTERM to the app alone, as Container Apps, Kubernetes and Docker send it, stops the loop
     // between two calls; the Dapr CLI then sees the app exit and stops the sidecar. (Ctrl-C on
     // `dapr run` signals the whole group, and the CLI kills the app outright.)
+    // What checkout logs on its way out is read from its own stdout.
     assert_eq!(checkout.signal_member("checkout", Signal::SIGTERM), 1);
-    checkout.wait_for("received SIGTERM", Duration::from_secs(10));
-    checkout.wait_for("stopped=true", Duration::from_secs(10));
     checkout.wait_for("Exited App successfully", Duration::from_secs(10));
     assert!(
         checkout.wait_exit(Duration::from_secs(20)).is_some(),
         "{}",
         checkout.tail(20)
+    );
+    let written = teed_lines(&stdout);
+    assert_printed_lines_written(&checkout, &written);
+    let sigterm = written.iter().position(|l| l.contains("received SIGTERM"));
+    let stopped = written.iter().position(|l| l.contains("stopped=true"));
+    assert!(
+        matches!((sigterm, stopped), (Some(a), Some(b)) if a < b),
+        "checkout did not log the SIGTERM and then its stop:\n{}",
+        written.join("\n")
     );
 }

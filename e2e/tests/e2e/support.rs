@@ -1,7 +1,7 @@
 //! HTTP helpers for the tests, blocking on one shared Tokio runtime so the tests read top to
 //! bottom, and the pub/sub fixture: both tutorial services started with the README's commands.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -214,19 +214,36 @@ pub(crate) fn start_inventory_with(
     start_inventory_command(env, name, &command, envs)
 }
 
-/// [`start_inventory`], with the app's own stdout also copied, whole, to the file returned.
-/// `dapr run` can lose the last lines of an app that is killed: it waits for the app in one
-/// goroutine while others read its output, and that wait closes the pipe (Dapr CLI
-/// `cmd/run.go`; Go's `StdoutPipe` says not to wait before the reads are done). `tee` reads
-/// to the end, so the file has every line the app wrote.
+/// The README's `dapr run … -- {app}` command `step`, with the app's own stdout also copied,
+/// whole, to `file`. `dapr run` can lose the last lines of an app that exits or is killed: it
+/// waits for the app in one goroutine while others read its output, and that wait closes the
+/// pipe (Dapr CLI `cmd/run.go`; Go's `StdoutPipe` says not to wait before the reads are done).
+/// `tee` reads to the end, so the file has every line the app wrote.
+pub(crate) fn teed(step: &str, app: &str, file: &Path) -> String {
+    let readme = readme::command(step);
+    let dapr_run = readme.strip_suffix(app).unwrap_or_else(|| {
+        panic!("the README's {step} command no longer ends with {app}: {readme}")
+    });
+    format!("{dapr_run}bash -c '{app} | tee {}'", file.display())
+}
+
+/// The lines of a file [`teed`] wrote (none if it is not there yet).
+pub(crate) fn teed_lines(file: &Path) -> Vec<String> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// [`start_inventory`], with the app's own stdout also copied to the file returned ([`teed`]).
 pub(crate) fn start_inventory_teed(env: &Env, name: &str) -> (Proc, PathBuf) {
-    const APP: &str = "cargo run -p inventory-service";
     let file = env.logs.join(format!("{name}.stdout.log"));
-    let readme = readme::command("pubsub-inventory-service");
-    let dapr_run = readme
-        .strip_suffix(APP)
-        .unwrap_or_else(|| panic!("the README's command no longer ends with {APP}: {readme}"));
-    let command = format!("{dapr_run}bash -c '{APP} | tee {}'", file.display());
+    let command = teed(
+        "pubsub-inventory-service",
+        "cargo run -p inventory-service",
+        &file,
+    );
     (start_inventory_command(env, name, &command, &[]), file)
 }
 
@@ -279,11 +296,18 @@ pub(crate) fn tally_outcomes(item: &str, order_ids: &[String]) -> (usize, usize,
 
 /// The trace id logged on the line containing `needle`.
 pub(crate) fn trace_id_of(proc: &Proc, needle: &str) -> String {
-    let line = proc
-        .lines_containing(needle)
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| panic!("no line with {needle:?}:\n{}", proc.tail(30)));
+    trace_id_in(&proc.lines(), needle)
+}
+
+/// The trace id logged on the first of `lines` containing `needle`.
+pub(crate) fn trace_id_in(lines: &[String], needle: &str) -> String {
+    let line = lines
+        .iter()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| {
+            let start = lines.len().saturating_sub(30);
+            panic!("no line with {needle:?}:\n{}", lines[start..].join("\n"))
+        });
     let id = line
         .split("trace_id=")
         .nth(1)
