@@ -31,16 +31,47 @@ pub(crate) fn wait_for_system(run: &Proc, token: Option<&str>) {
         });
         assert!(up, "nothing healthy on port {port}:\n{}", run.tail(60));
     }
-    for port in SIDECAR_PORTS {
+    for (port, service) in SIDECAR_PORTS.into_iter().zip(e2e::SERVICES) {
         let ready = wait_until(START, || {
             get_json(&format!("http://localhost:{port}/v1.0/healthz")).0 == 204
         });
-        assert!(ready, "sidecar on {port} not ready:\n{}", run.tail(60));
+        assert!(
+            ready,
+            "{service}'s sidecar on {port} not ready:\n{}\n{}",
+            sidecar_report(port, service),
+            run.tail(60)
+        );
     }
     wait_for_subscription_with_token("http://localhost:3503", "OrderPlaced", run, token);
     // The CLI's start-up is over only after it has recorded its metadata with the last sidecar;
     // a signal before that leaves it retrying for a minute (a Dapr CLI 1.16 race).
     run.wait_for(r#"Started Dapr with app id "inventory-service""#, START);
+}
+
+/// What a sidecar that never became ready says of itself: its health answer, which names the
+/// parts not ready yet, and the end of the log file `dapr run` writes for it (dapr.yaml sends
+/// sidecar logs to `<service>/.dapr/logs/`, where a CI run's failure message is all that is
+/// left of them).
+fn sidecar_report(port: u16, service: &str) -> String {
+    let (status, body) = get_json(&format!("http://localhost:{port}/v1.0/healthz"));
+    let logs = repo_root().join(service).join(".dapr/logs");
+    let newest = std::fs::read_dir(&logs)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.to_string_lossy().contains("_daprd_"))
+        .max_by_key(|path| path.metadata().and_then(|m| m.modified()).ok());
+    let tail = newest.as_ref().map_or_else(
+        || format!("(no daprd log in {})", logs.display()),
+        |path| {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let start = lines.len().saturating_sub(40);
+            format!("{}:\n{}", path.display(), lines[start..].join("\n"))
+        },
+    );
+    format!("GET /v1.0/healthz answered {status} {body}\n{tail}")
 }
 
 pub(crate) fn assert_ports_freed(ports: &[u16], run: &Proc) {
