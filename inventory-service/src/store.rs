@@ -41,7 +41,9 @@
 //! error, so each delivery is retried; if the request doing the write is dropped before it is
 //! done, the others are answered [`StoreError::Abandoned`] and retried too, and a redelivery of
 //! an order that was written after all is found to be a duplicate. An order whose own request
-//! is dropped while it waits is taken off the list, not applied: Dapr delivers it again.
+//! is dropped while it still waits is taken off the list (by the next holder that looks), not
+//! applied: Dapr delivers it again. One dropped after a holder took it is applied with nobody
+//! to hear the answer, and its redelivery is found to be a duplicate.
 //!
 //! # Reading in parallel
 //! Every write of a document gives it a new random `writeId`, and an instance remembers, per
@@ -198,8 +200,8 @@ struct Waiting {
 #[derive(Debug)]
 struct Stripe {
     seen: Mutex<LastSeen>,
-    /// Orders that will be applied by whoever next holds `seen` for their item. Held only to
-    /// push or take, never across an await.
+    /// Orders that will be applied by the next [`Inventory::apply`] call to hold `seen` for
+    /// their item. Held only to push or take, never across an await.
     waiting: std::sync::Mutex<Vec<Waiting>>,
 }
 
@@ -471,11 +473,15 @@ impl Inventory {
                 answer,
             });
         let mut seen = tokio::select! {
+            // An answer that is there already wins over a lock that is free at the same time:
+            // taking the lock would only apply later orders on this request's time.
+            biased;
             // Taken and answered by the holder of the lock: no need to wait for the lock.
             answer = &mut answered => return answer_of(answer),
             seen = stripe.seen.lock() => seen,
         };
-        // Empty if whoever held the lock before took this order (and every other of the item).
+        // Without this order if whoever held the lock before took it; then it holds only the
+        // item's orders that came after, and this call's answer is already in `answered`.
         let group = stripe.take_waiting(item_id);
         if !group.is_empty() {
             if group.len() > 1 {
