@@ -1008,6 +1008,64 @@ def check_outcome_ttl(repo: Repo, r: Report, eff: dict) -> None:
         )
 
 
+# Container Apps stops an app's Dapr sidecar this long after it sends the app SIGTERM, and kills
+# the app once the template's terminationGracePeriodSeconds (30 unless set) have passed.
+SIDECAR_STOP_SECONDS = 5
+DEFAULT_TERMINATION_GRACE_SECONDS = 30
+# Apps whose sidecar delivers events to them, so they must outlast it after SIGTERM.
+SUBSCRIBERS = {"inventory-service"}
+
+
+def check_shutdown_delay(repo: Repo, r: Report, eff: dict) -> None:
+    """A subscriber keeps serving after SIGTERM until its sidecar has stopped delivering
+    (SHUTDOWN_DELAY_SECONDS), and any app's delay plus its drain (service-kit's SHUTDOWN_GRACE)
+    ends before Container Apps kills the replica."""
+    http_rs = repo.root / "service-kit/src/http.rs"
+    found = re.search(
+        r"const SHUTDOWN_GRACE: Duration = Duration::from_secs\((\d+)\);", http_rs.read_text()
+    )
+    if not found:
+        r.err("code", f"{http_rs.relative_to(repo.root)}: no SHUTDOWN_GRACE in whole seconds")
+        return
+    drain = int(found[1])
+    apps = repo.apps()
+    for svc, e in eff.items():
+        raw = e["env"].get("SHUTDOWN_DELAY_SECONDS")
+        if raw is None:
+            if svc in SUBSCRIBERS:
+                r.err(
+                    "infra",
+                    f"{e['file']}: {svc} has no SHUTDOWN_DELAY_SECONDS, so it refuses the events "
+                    f"its sidecar delivers in the {SIDECAR_STOP_SECONDS} s before it stops",
+                )
+            continue
+        try:
+            delay = int(raw)
+        except (TypeError, ValueError):
+            r.err("infra", f"{e['file']}: SHUTDOWN_DELAY_SECONDS {raw!r} is not a literal number")
+            continue
+        body = apps[svc][1].body if svc in apps else {}
+        period = get(body.get("properties") or {}, "template", "terminationGracePeriodSeconds")
+        if period is None:
+            period = DEFAULT_TERMINATION_GRACE_SECONDS
+        if not isinstance(period, int):
+            r.err("infra", f"{e['file']}: terminationGracePeriodSeconds {period!r} is not a number")
+            continue
+        if svc in SUBSCRIBERS and delay <= SIDECAR_STOP_SECONDS:
+            r.err(
+                "infra",
+                f"{e['file']}: SHUTDOWN_DELAY_SECONDS {delay} does not outlast the sidecar, "
+                f"which Container Apps stops {SIDECAR_STOP_SECONDS} s after the app",
+            )
+        if delay + drain > period:
+            r.err(
+                "infra",
+                f"{e['file']}: SHUTDOWN_DELAY_SECONDS {delay} plus the {drain} s drain "
+                f"(SHUTDOWN_GRACE) exceed the {period} s termination grace period: Container "
+                "Apps would kill the replica mid-drain",
+            )
+
+
 # What the environment's managed OpenTelemetry agent injects into every app
 # (learn.microsoft.com/azure/container-apps/opentelemetry-agents, "Environment variables"); an
 # app that sets one itself overrides the agent's value and its spans miss the agent.
@@ -1431,6 +1489,7 @@ def run(root: Path) -> list[str]:
         check_components(repo, r, code, eff)
         check_resiliency(repo, r, eff)
         check_outcome_ttl(repo, r, eff)
+        check_shutdown_delay(repo, r, eff)
         check_telemetry(repo, r, eff)
         check_dockerfiles(repo, r, eff)
         check_local(repo, r, code)

@@ -476,6 +476,28 @@ CASES = [
         r"OUTCOME_TTL_SECONDS 1209600 is not above",
     ),
     Case(
+        "consistency-shutdown-delay-too-long",
+        "inventory-service keeps serving 25 s after SIGTERM, past the 30 s grace with its drain",
+        "consistency",
+        edit(
+            "infra/modules/app-inventory-service.bicep",
+            "name: 'SHUTDOWN_DELAY_SECONDS'\n              value: '10'",
+            "name: 'SHUTDOWN_DELAY_SECONDS'\n              value: '25'",
+        ),
+        r"SHUTDOWN_DELAY_SECONDS 25 plus the 10 s drain .* exceed the 30 s",
+    ),
+    Case(
+        "consistency-shutdown-delay-too-short",
+        "inventory-service stops serving before its sidecar stops delivering",
+        "consistency",
+        edit(
+            "infra/modules/app-inventory-service.bicep",
+            "name: 'SHUTDOWN_DELAY_SECONDS'\n              value: '10'",
+            "name: 'SHUTDOWN_DELAY_SECONDS'\n              value: '3'",
+        ),
+        r"SHUTDOWN_DELAY_SECONDS 3 does not outlast the sidecar",
+    ),
+    Case(
         "consistency-order-processor-http-rule",
         "order-processor's CPU scale rule replaced by another kind",
         "consistency",
