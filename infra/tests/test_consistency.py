@@ -47,6 +47,8 @@ CONTRACT = {
         "dapr_app_port": True,
         "scale": "azure-servicebus",
         "token_required": True,
+        # Its sidecar delivers events to it, so it must outlast the sidecar after SIGTERM.
+        "subscriber": True,
     },
 }
 # Env the inventory-service app needs on Azure (seeded stock, outcome records' lifetime).
@@ -435,7 +437,12 @@ def check_apps(repo: Repo, r: Report, code: dict) -> dict[str, dict]:
         except (TypeError, ValueError):
             r.err("infra", f"{where}: APP_PORT {port!r} is not a literal port number")
             port = None
-        eff[svc] = {"port": port, "env": env, "file": fname}
+        eff[svc] = {
+            "port": port,
+            "env": env,
+            "file": fname,
+            "termination_grace": get(props, "template", "terminationGracePeriodSeconds"),
+        }
         lits = code.get(svc, {}).get("_literals")
         if lits is not None:
             for var in env:
@@ -1012,8 +1019,6 @@ def check_outcome_ttl(repo: Repo, r: Report, eff: dict) -> None:
 # the app once the template's terminationGracePeriodSeconds (30 unless set) have passed.
 SIDECAR_STOP_SECONDS = 5
 DEFAULT_TERMINATION_GRACE_SECONDS = 30
-# Apps whose sidecar delivers events to them, so they must outlast it after SIGTERM.
-SUBSCRIBERS = {"inventory-service"}
 
 
 def check_shutdown_delay(repo: Repo, r: Report, eff: dict) -> None:
@@ -1028,11 +1033,11 @@ def check_shutdown_delay(repo: Repo, r: Report, eff: dict) -> None:
         r.err("code", f"{http_rs.relative_to(repo.root)}: no SHUTDOWN_GRACE in whole seconds")
         return
     drain = int(found[1])
-    apps = repo.apps()
     for svc, e in eff.items():
+        subscriber = CONTRACT[svc].get("subscriber", False)
         raw = e["env"].get("SHUTDOWN_DELAY_SECONDS")
         if raw is None:
-            if svc in SUBSCRIBERS:
+            if subscriber:
                 r.err(
                     "infra",
                     f"{e['file']}: {svc} has no SHUTDOWN_DELAY_SECONDS, so it refuses the events "
@@ -1044,14 +1049,13 @@ def check_shutdown_delay(repo: Repo, r: Report, eff: dict) -> None:
         except (TypeError, ValueError):
             r.err("infra", f"{e['file']}: SHUTDOWN_DELAY_SECONDS {raw!r} is not a literal number")
             continue
-        body = apps[svc][1].body if svc in apps else {}
-        period = get(body.get("properties") or {}, "template", "terminationGracePeriodSeconds")
+        period = e["termination_grace"]
         if period is None:
             period = DEFAULT_TERMINATION_GRACE_SECONDS
         if not isinstance(period, int):
             r.err("infra", f"{e['file']}: terminationGracePeriodSeconds {period!r} is not a number")
             continue
-        if svc in SUBSCRIBERS and delay <= SIDECAR_STOP_SECONDS:
+        if subscriber and delay <= SIDECAR_STOP_SECONDS:
             r.err(
                 "infra",
                 f"{e['file']}: SHUTDOWN_DELAY_SECONDS {delay} does not outlast the sidecar, "

@@ -1,14 +1,20 @@
 //! Tutorial 1, service invocation: `checkout` calls `order-processor` through two sidecars.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use e2e::{Env, Proc, Signal, readme};
 
 use crate::support::{START, teed, teed_lines, trace_id_in, trace_id_of, wait_until_serving};
 
-/// The README's checkout command, with checkout's stdout also in `checkout.stdout.log`: these
-/// tests read the lines it writes just before it exits, which `dapr run` can drop.
-const CHECKOUT: &str = "cargo run -p checkout";
+/// Runs the README's checkout command with `envs`, checkout's own stdout also copied to the file
+/// returned ([`teed`]): these tests read the lines it writes just before it exits, which
+/// `dapr run` can drop.
+fn start_checkout_teed(env: &Env, envs: &[(&str, &str)]) -> (Proc, PathBuf) {
+    let stdout = env.logs.join("checkout.stdout.log");
+    let command = teed("invoke-checkout", "cargo run -p checkout", &stdout);
+    (env.run("checkout", &command, envs), stdout)
+}
 
 /// The order ids in lines like `Order passed: {"orderId":7}` or `Order received: { orderId: 7 }`.
 fn order_ids(lines: &[String], marker: &str) -> Vec<u64> {
@@ -57,12 +63,7 @@ fn one_round_passes_twenty_orders_that_order_processor_receives_in_order() {
     let env = Env::new("one_round_passes_twenty_orders");
     let processor = start_order_processor(&env);
 
-    let stdout = env.logs.join("checkout.stdout.log");
-    let mut checkout = env.run(
-        "checkout",
-        &teed("invoke-checkout", CHECKOUT, &stdout),
-        &[("CHECKOUT_ROUNDS", "1")],
-    );
+    let (mut checkout, stdout) = start_checkout_teed(&env, &[("CHECKOUT_ROUNDS", "1")]);
     let status = checkout.wait_exit(START);
     let written = teed_lines(&stdout);
     assert_printed_lines_written(&checkout, &written);
@@ -123,10 +124,8 @@ fn one_round_passes_twenty_orders_that_order_processor_receives_in_order() {
 #[test]
 fn checkout_keeps_going_while_order_processor_is_down_and_recovers_when_it_is_back() {
     let env = Env::new("checkout_recovers");
-    let stdout = env.logs.join("checkout.stdout.log");
-    let mut checkout = env.run(
-        "checkout",
-        &teed("invoke-checkout", CHECKOUT, &stdout),
+    let (mut checkout, stdout) = start_checkout_teed(
+        &env,
         &[
             ("CHECKOUT_INTERVAL_MS", "200"),
             ("CHECKOUT_PAUSE_MS", "200"),
