@@ -47,7 +47,13 @@ resource account 'Microsoft.DocumentDB/databaseAccounts@2025-04-15' = {
       }
     ]
     consistencyPolicy: {
-      defaultConsistencyLevel: 'Session'
+      // Strong, not the usual Session: Dapr's Cosmos DB state store sends no session token, so
+      // on a Session account its reads are single-replica reads that can miss a write
+      // acknowledged a moment before. inventory-service needs every read to see every write
+      // acknowledged before it began, see the Cosmos DB section of
+      // inventory-service/src/store.rs; in one region, Strong reads a quorum. Reads cost twice
+      // the RU, see docs/deploy-azure.md.
+      defaultConsistencyLevel: 'Strong'
     }
     // Entra ID only (no account keys), and no metadata writes through the data plane either:
     // databases/containers change only through ARM (this file).

@@ -848,6 +848,15 @@ def check_components(repo: Repo, r: Report, code: dict, eff: dict) -> None:
             "Dapr state.azure.cosmosdb",
             ["/partitionKey"],
         )
+    for account in cosmos.resources("Microsoft.DocumentDB/databaseAccounts") if cosmos else []:
+        r.eq(
+            "infra",
+            "Cosmos default consistency",
+            "cosmos.bicep",
+            get(account.body, "properties", "consistencyPolicy", "defaultConsistencyLevel"),
+            "what inventory-service's reads need (Dapr sends no session token)",
+            "Strong",
+        )
 
 
 ISO_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")

@@ -469,6 +469,17 @@ CASES = [
         r"order-service: sets OTEL_EXPORTER_OTLP_PROTOCOL",
     ),
     Case(
+        "consistency-cosmos-session",
+        "Cosmos DB account back at Session consistency, whose reads Dapr makes without a token",
+        "consistency",
+        edit(
+            "infra/modules/cosmos.bicep",
+            "defaultConsistencyLevel: 'Strong'",
+            "defaultConsistencyLevel: 'Session'",
+        ),
+        r"Cosmos default consistency",
+    ),
+    Case(
         "consistency-outcome-ttl",
         "OUTCOME_TTL_SECONDS equal to the message TTL (14 days)",
         "consistency",

@@ -66,7 +66,17 @@
 //! # Cosmos DB
 //! Every key of an item is read and written with `metadata.partitionKey = itemId`, so an item's
 //! keys share one partition on Azure Cosmos DB (where a plain get would otherwise look in the
-//! partition named after the key). Nothing here needs a cross-partition operation.
+//! partition named after the key). Dapr reads more than one key at once with a query across
+//! partitions (`ARRAY_CONTAINS` on the ids; components-contrib `state/azure/cosmosdb`,
+//! `getMulti`), so a bulk read is made only for a batch's keys, never for the document and one
+//! key together, which two point reads do for fewer request units.
+//!
+//! Everything above assumes that a read sees every write acknowledged before it began. Dapr's
+//! Cosmos DB store sends no session token, so on an account with the default Session
+//! consistency a read is served by one replica and can miss such a write: a redelivered order
+//! whose outcome had just moved to its own key would then be applied again. The account is
+//! therefore created with Strong consistency (`infra/modules/cosmos.bicep`, checked by
+//! `infra/tests/test_consistency.py`).
 //!
 //! # Creating a document
 //! `first-write` without an ETag means "create only" on both stores, but a lost race shows up
