@@ -76,7 +76,8 @@
 //! consistency a read is served by one replica and can miss such a write: a redelivered order
 //! whose outcome had just moved to its own key would then be applied again. The account is
 //! therefore created with Strong consistency (`infra/modules/cosmos.bicep`, checked by
-//! `infra/tests/test_consistency.py`).
+//! `infra/tests/test_consistency.py`). No read here passes Dapr's `consistency` option: the
+//! Cosmos DB store sends `strong` as Session, a single-replica read again.
 //!
 //! # Creating a document
 //! `first-write` without an ETag means "create only" on both stores, but a lost race shows up

@@ -123,6 +123,17 @@ async fn an_order_is_applied_with_one_conditional_write_of_stock_and_outcome() {
             "metadata": {"partitionKey": "item1"}
         }])]
     );
+    // Reads name no `consistency`, so they get the store's default: Dapr's Cosmos DB store would
+    // send `strong` as Session, a single-replica read (docs/deploy-azure.md, "Consistency").
+    let reads: Vec<String> = sidecar
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.method.as_str() == "GET")
+        .map(|r| r.url.query().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(reads, ["metadata.partitionKey=item1"; 2]);
 }
 
 #[tokio::test]
