@@ -64,6 +64,8 @@ ROWS = [
     ("pub/sub saturated: the services' CPU share", pubsub("share"), "%"),
     ("200/s: publish-to-applied p50, ms", pubsub("p50_us", MS), "2"),
     ("200/s: publish-to-applied p99, ms", pubsub("p99_us", MS), "2"),
+    ("… send to order-service's Published line, p99, ms", pubsub("p99_to_published_us", MS), "2"),
+    ("… Published line to applied, p99, ms", pubsub("p99_published_to_applied_us", MS), "2"),
     ("200/s: state API calls per order", pubsub("probe_state_calls"), "3"),
     ("200/s: CPU per order, all five processes, µs", pubsub("probe_cpu_us_all"), "0"),
     *[

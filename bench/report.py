@@ -182,6 +182,8 @@ def per_order(ps: dict | None) -> dict:
         "redis_commands": None,
         "p50_us": lat["publish_to_applied_us"]["p50"],
         "p99_us": lat["publish_to_applied_us"]["p99"],
+        "p99_to_published_us": (lat.get("send_to_published_us") or {}).get("p99"),
+        "p99_published_to_applied_us": (lat.get("published_to_applied_us") or {}).get("p99"),
         "probe_cpu_us_all": sum(lat["cpu"]["cpu_s"].values())
         * 1e6
         / max(1, lat["publish_to_applied_us"]["n"]),
@@ -457,6 +459,16 @@ def markdown(r: dict) -> str:
             f"| publish-to-applied p50 / p90 / p99 / p99.9 / max | {ms(p['p50'])} / "
             f"{ms(p['p90'])} / {ms(p['p99'])} / {ms(p['p99.9'])} / {ms(p['max'])} ms |"
         )
+        for key, what in (
+            ("send_to_published_us", "… send to order-service's `Published` line"),
+            ("published_to_applied_us", "… `Published` line to applied"),
+        ):
+            part = lat.get(key)
+            if part and part["n"]:
+                L.append(
+                    f"| {what}, p50 / p90 / p99 / max | {ms(part['p50'])} / "
+                    f"{ms(part['p90'])} / {ms(part['p99'])} / {ms(part['max'])} ms |"
+                )
         L.append(
             f"| POST /order answered p50 / p99 / max | {ms(a['p50'])} / {ms(a['p99'])} / "
             f"{ms(a['max'])} ms |"

@@ -336,13 +336,21 @@ def measure(bench: Bench) -> dict:
     probe = json.loads(res.stdout)
     drain("lat-", bench.s.drain_timeout)
     lat = []
+    # The same path cut at order-service's `Published` line: the publish (app, sidecar, Redis)
+    # on one side; the stream, the batch window, the delivery and the state calls on the other.
+    to_published, published_to_applied = [], []
     missing = 0
     for line in sends.read_text().splitlines()[1:]:
         order_id, _item, send_us, status, _ = line.split(",")
         if not status.startswith("2"):
             continue
         if order_id in processed:
-            lat.append(processed[order_id][0] - int(send_us))
+            applied_us = processed[order_id][0]
+            lat.append(applied_us - int(send_us))
+            if order_id in published:
+                published_us = published[order_id][0]
+                to_published.append(published_us - int(send_us))
+                published_to_applied.append(applied_us - published_us)
         else:
             missing += 1
     latency = {
@@ -351,6 +359,8 @@ def measure(bench: Bench) -> dict:
         "count": count,
         "probe": probe,
         "publish_to_applied_us": summarize(lat),
+        "send_to_published_us": summarize(to_published),
+        "published_to_applied_us": summarize(published_to_applied),
         "not_applied": missing,
         "cpu": cpu_probe,
         "stock": stock_check(baseline),
