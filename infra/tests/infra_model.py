@@ -303,7 +303,8 @@ _CONST = re.compile(
 
 
 def rust_consts(path: Path) -> dict[str, object]:
-    """`const NAME: T = value;` items whose value is a string or integer literal."""
+    """`const NAME: T = value;` items whose value is a string or integer literal, or a
+    `Duration::from_secs(n)` of a literal (as its seconds)."""
     out: dict[str, object] = {}
     text = _strip_rust_comments(path.read_text())
     for m in _CONST.finditer(text):
@@ -315,6 +316,10 @@ def rust_consts(path: Path) -> dict[str, object]:
         im = re.fullmatch(r"(\d[\d_]*)(?:_?[ui](?:8|16|32|64|128|size))?", raw)
         if im:
             out[m[1]] = int(im[1].replace("_", ""))
+            continue
+        dm = re.fullmatch(r"Duration::from_secs\((\d[\d_]*)\)", raw)
+        if dm:
+            out[m[1]] = int(dm[1].replace("_", ""))
     return out
 
 

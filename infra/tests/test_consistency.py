@@ -1024,24 +1024,29 @@ def check_outcome_ttl(repo: Repo, r: Report, eff: dict) -> None:
         )
 
 
-# Container Apps stops an app's Dapr sidecar this long after it sends the app SIGTERM, and kills
-# the app once the template's terminationGracePeriodSeconds (30 unless set) have passed.
-SIDECAR_STOP_SECONDS = 5
+# Container Apps kills an app once the template's terminationGracePeriodSeconds (30 unless set)
+# have passed since SIGTERM.
 DEFAULT_TERMINATION_GRACE_SECONDS = 30
+
+
+def code_seconds(repo: Repo, r: Report, rel: str, name: str) -> int | None:
+    """The whole seconds of `const {name}: Duration = Duration::from_secs(n)` in file `rel`."""
+    value = m.rust_consts(repo.root / rel).get(name)
+    if not isinstance(value, int):
+        r.err("code", f"{rel}: no {name} in whole seconds")
+        return None
+    return value
 
 
 def check_shutdown_delay(repo: Repo, r: Report, eff: dict) -> None:
     """A subscriber keeps serving after SIGTERM until its sidecar has stopped delivering
-    (SHUTDOWN_DELAY_SECONDS), and any app's delay plus its drain (service-kit's SHUTDOWN_GRACE)
-    ends before Container Apps kills the replica."""
-    http_rs = repo.root / "service-kit/src/http.rs"
-    found = re.search(
-        r"const SHUTDOWN_GRACE: Duration = Duration::from_secs\((\d+)\);", http_rs.read_text()
-    )
-    if not found:
-        r.err("code", f"{http_rs.relative_to(repo.root)}: no SHUTDOWN_GRACE in whole seconds")
+    (SHUTDOWN_DELAY_SECONDS; Container Apps stops the sidecar SIDECAR_STOP_DELAY after the app,
+    as the parity run models it), and any app's delay plus its drain (service-kit's
+    SHUTDOWN_GRACE) ends before Container Apps kills the replica."""
+    drain = code_seconds(repo, r, "service-kit/src/http.rs", "SHUTDOWN_GRACE")
+    sidecar_stop = code_seconds(repo, r, "e2e/src/aca.rs", "SIDECAR_STOP_DELAY")
+    if drain is None or sidecar_stop is None:
         return
-    drain = int(found[1])
     for svc, e in eff.items():
         subscriber = CONTRACT[svc].get("subscriber", False)
         raw = e["env"].get("SHUTDOWN_DELAY_SECONDS")
@@ -1050,7 +1055,7 @@ def check_shutdown_delay(repo: Repo, r: Report, eff: dict) -> None:
                 r.err(
                     "infra",
                     f"{e['file']}: {svc} has no SHUTDOWN_DELAY_SECONDS, so it refuses the events "
-                    f"its sidecar delivers in the {SIDECAR_STOP_SECONDS} s before it stops",
+                    f"its sidecar delivers in the {sidecar_stop} s before it stops",
                 )
             continue
         try:
@@ -1064,11 +1069,11 @@ def check_shutdown_delay(repo: Repo, r: Report, eff: dict) -> None:
         if not isinstance(period, int):
             r.err("infra", f"{e['file']}: terminationGracePeriodSeconds {period!r} is not a number")
             continue
-        if subscriber and delay <= SIDECAR_STOP_SECONDS:
+        if subscriber and delay <= sidecar_stop:
             r.err(
                 "infra",
                 f"{e['file']}: SHUTDOWN_DELAY_SECONDS {delay} does not outlast the sidecar, "
-                f"which Container Apps stops {SIDECAR_STOP_SECONDS} s after the app",
+                f"which Container Apps stops {sidecar_stop} s after the app",
             )
         if delay + drain > period:
             r.err(

@@ -149,13 +149,14 @@ fn checkout_keeps_going_while_order_processor_is_down_and_recovers_when_it_is_ba
     checkout.wait_for_count("Order passed", 3, START);
 
     // Orders that passed reached order-processor; the loop continued where it was.
-    let passed = order_ids(&checkout.lines(), "Order passed:");
+    let checkout_lines = checkout.lines();
+    let passed = order_ids(&checkout_lines, "Order passed:");
     let received = order_ids(&processor.lines(), "Order received:");
     assert!(
         passed.iter().all(|id| received.contains(id)),
         "{passed:?} vs {received:?}"
     );
-    let failed_first = order_ids(&checkout.lines(), "Order failed:")[0];
+    let failed_first = order_ids(&checkout_lines, "Order failed:")[0];
     assert_eq!(failed_first, 1);
 
     // SIGTERM to the app alone, as Container Apps, Kubernetes and Docker send it, stops the loop
